@@ -1,13 +1,17 @@
 package brokercore
 
-import "time"
+import (
+	"time"
+
+	"github.com/outpost-iot/outpost/brokercore/listener"
+)
 
 // Config is the broker section of outpost.yaml (key "broker"). The zero
 // value of every field means its documented default; the configs package
 // fills it from YAML, OUTPOST_BROKER_* variables and flags.
 type Config struct {
 	// Listeners; empty means one plain listener on 127.0.0.1:1883.
-	Listeners []ListenerConfig `mapstructure:"listeners" yaml:"listeners"`
+	Listeners []listener.Config `mapstructure:"listeners" yaml:"listeners"`
 	// AllowAnonymous: nil means true while every listener is loopback and
 	// false otherwise, as Mosquitto 2.0.
 	AllowAnonymous *bool  `mapstructure:"allow_anonymous" yaml:"allow_anonymous"`
@@ -30,24 +34,4 @@ type Config struct {
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout" yaml:"connect_timeout"`
 	// SysInterval is how often $SYS topics are published; 0 = 10s, negative = off.
 	SysInterval time.Duration `mapstructure:"sys_interval" yaml:"sys_interval"`
-}
-
-// ListenerConfig is one entry of broker.listeners.
-type ListenerConfig struct {
-	Address   string     `mapstructure:"address" yaml:"address"` // host:port; ":8883" = every interface
-	TLS       *TLSConfig `mapstructure:"tls" yaml:"tls"`
-	WebSocket bool       `mapstructure:"websocket" yaml:"websocket"` // MQTT over WebSocket, subprotocol "mqtt"
-	// ConnectRate limits new connections per second on this listener; 0 = unlimited.
-	ConnectRate float64 `mapstructure:"connect_rate" yaml:"connect_rate"`
-}
-
-// TLSConfig turns a listener into TLS (1.2 minimum).
-type TLSConfig struct {
-	CertFile          string `mapstructure:"cert_file" yaml:"cert_file"`
-	KeyFile           string `mapstructure:"key_file" yaml:"key_file"`
-	ClientCAFile      string `mapstructure:"client_ca_file" yaml:"client_ca_file"`
-	RequireClientCert bool   `mapstructure:"require_client_cert" yaml:"require_client_cert"`
-	// UseIdentityAsUsername takes the client certificate's CN as the
-	// username, as mosquitto's use_identity_as_username.
-	UseIdentityAsUsername bool `mapstructure:"use_identity_as_username" yaml:"use_identity_as_username"`
 }
