@@ -245,9 +245,7 @@ func TestReadPacketStream(t *testing.T) {
 			t.Fatalf("read %d packets, want more", len(got))
 		}
 		if !reflect.DeepEqual(got[i], tc.want) {
-			t.Errorf("packet %d (%s):
- got %#v
-want %#v", i, tc.name, got[i], tc.want)
+			t.Errorf("packet %d (%s):\n got %#v\nwant %#v", i, tc.name, got[i], tc.want)
 		}
 		i++
 	}
