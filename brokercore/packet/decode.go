@@ -47,8 +47,10 @@ func Decode(b []byte, version byte) (p Packet, n int, err error) {
 }
 
 // DecodePublish decodes a whole PUBLISH packet at the start of b into p,
-// which it overwrites, without allocating anything but the topic string and
-// v5 properties. It is Decode for callers that reuse a Publish.
+// which it overwrites. It is Decode for callers that reuse one Publish per
+// connection: it allocates nothing but v5 properties and the topic string,
+// and not even that when the topic equals p's previous one (the string is
+// reused, which is safe as strings are immutable). Payload aliases b.
 func DecodePublish(b []byte, version byte, p *Publish) (n int, err error) {
 	t, flags, rl, hl, err := FixedHeader(b)
 	if err != nil {
@@ -61,8 +63,9 @@ func DecodePublish(b []byte, version byte, p *Publish) (n int, err error) {
 	if len(b) < n {
 		return 0, fmt.Errorf("decode PUBLISH: %d of %d bytes: %w", len(b), n, ErrIncomplete)
 	}
+	prev := p.Topic
 	*p = Publish{}
-	return n, decodePublish(p, flags, b[hl:n], version)
+	return n, decodePublish(p, flags, b[hl:n], version, prev)
 }
 
 func decodeBody(t Type, flags byte, body []byte, version byte) (Packet, error) {
@@ -72,7 +75,7 @@ func decodeBody(t Type, flags byte, body []byte, version byte) (Packet, error) {
 	switch t {
 	case PUBLISH:
 		p := new(Publish)
-		if err := decodePublish(p, flags, body, version); err != nil {
+		if err := decodePublish(p, flags, body, version, ""); err != nil {
 			return nil, err
 		}
 		return p, nil
@@ -265,7 +268,10 @@ func decodeConnAck(r *reader, version byte) (Packet, error) {
 	return c, nil
 }
 
-func decodePublish(p *Publish, flags byte, body []byte, version byte) error {
+// decodePublish decodes a PUBLISH body into p. If the topic equals prev it
+// reuses that string instead of allocating a new one: strings are
+// immutable, so sharing is safe.
+func decodePublish(p *Publish, flags byte, body []byte, version byte, prev string) error {
 	p.Dup = flags&0x08 != 0
 	p.QoS = flags >> 1 & 0x03
 	p.Retain = flags&0x01 != 0
@@ -277,8 +283,14 @@ func decodePublish(p *Publish, flags byte, body []byte, version byte) error {
 	}
 	r := &reader{b: body}
 	var err error
-	if p.Topic, err = r.string(); err != nil {
-		return decodeErr(PUBLISH, "topic name", err)
+	tb, err := r.binary()
+	if err != nil || !validString(tb) {
+		return decodeErr(PUBLISH, "topic name", ErrMalformed)
+	}
+	if string(tb) == prev {
+		p.Topic = prev
+	} else {
+		p.Topic = string(tb)
 	}
 	if p.QoS > 0 {
 		if p.PacketID, err = r.uint16(); err != nil {

@@ -82,7 +82,7 @@ var wireCases = []wireCase{
 			0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05,
 			0x74,       // password, will retain, will QoS 2, will flag
 			0x00, 0x00, // keep alive 0
-			0x00,             // no properties [MQTT-2.2.2-1]
+			0x00,            // no properties [MQTT-2.2.2-1]
 			0x00, 0x01, 'c', // client identifier
 			0x05,                         // will property length
 			0x18, 0x00, 0x00, 0x00, 0x05, // will delay interval 5
