@@ -1,0 +1,466 @@
+package snbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-iot/outpost/brokercore/msg"
+	"github.com/outpost-iot/outpost/snbridge/snpacket"
+)
+
+// peerIdle is how long an address that never connected is remembered.
+const peerIdle = 2 * time.Minute
+
+// lostRetention is how long a lost clean-session client stays in Stats.
+const lostRetention = time.Hour
+
+// maxPeers bounds the addresses remembered without a connection.
+const maxPeers = 65536
+
+// Gateway is the MQTT-SN gateway. New opens its transports; Run serves them
+// until its context is done.
+//
+// Lock order: Gateway.mu, then client.mu. Neither is held while calling into
+// a msg.Session or msg.Publisher (they may call Deliver synchronously).
+type Gateway struct {
+	cfg      Config
+	sessions msg.Sessions
+	pub      msg.Publisher
+	log      *slog.Logger
+	now      func() time.Time
+	predef   *predefined
+	bcast    netip.AddrPort // where ADVERTISE and GWINFO go on the UDP transport
+	udp      *udpTransport
+	trs      []*trEntry
+	cnt      counters
+	rl       rateLog
+	work     []chan job
+	bufs     sync.Pool
+	ctx      context.Context // Run's context, for session calls
+	ran      atomic.Bool
+
+	mu      sync.Mutex
+	peers   map[peerKey]*peer
+	clients map[string]*client
+}
+
+type trEntry struct {
+	idx       int
+	t         Transport
+	name      string // "mqtt-sn udp 127.0.0.1:1884"
+	broadcast bool   // ADVERTISE/GWINFO go to Gateway.bcast
+	datagram  bool   // a UDP socket (not a serial line)
+}
+
+type peerKey struct {
+	tr   int
+	addr net.Addr // comparable: udpAddr or serialAddr
+	node string   // Wireless Node Id behind a forwarder (section 5.5)
+}
+
+// peer is one address (plus forwarder node id) datagrams come from.
+type peer struct {
+	key      peerKey
+	tr       *trEntry
+	addr     net.Addr
+	encap    bool
+	ctrl     byte
+	node     []byte
+	worker   int
+	pending  atomic.Int32
+	lastSeen atomic.Int64 // clock, unix nanoseconds
+	client   *client      // guarded by Gateway.mu
+}
+
+func (p *peer) String() string {
+	if p.encap {
+		return fmt.Sprintf("%v node %x", p.addr, p.node)
+	}
+	return p.addr.String()
+}
+
+type job struct {
+	p *peer
+	b []byte
+}
+
+// New checks cfg, loads the predefined topics and opens the transports
+// (UDP, optional UDP6 and serial), so that Addr is known before Run.
+// sessions opens a broker session per SN client; pub publishes QoS -1
+// messages, which come without a connection (section 6.8).
+func New(cfg Config, sessions msg.Sessions, pub msg.Publisher, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("snbridge config: %w", err)
+	}
+	if sessions == nil || pub == nil {
+		return nil, errors.New("snbridge: New needs a msg.Sessions and a msg.Publisher")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	pd, err := loadPredefined(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg: cfg, sessions: sessions, pub: pub, log: log.With("component", "snbridge"),
+		now: cfg.Clock, predef: pd, ctx: context.Background(),
+		peers: map[peerKey]*peer{}, clients: map[string]*client{},
+	}
+	g.rl = rateLog{log: g.log, every: time.Minute, seen: map[string]time.Time{}}
+	g.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+
+	g.udp, err = listenUDP("udp4", cfg.Listen, cfg.ReadBuffer)
+	if err != nil {
+		return nil, fmt.Errorf("mqttsn.listen: %w", err)
+	}
+	g.addTransport(g.udp, "udp", true, true)
+	if err := g.setBroadcast(); err != nil {
+		g.closeTransports()
+		return nil, err
+	}
+	if cfg.Listen6 != "" {
+		u6, err := listenUDP("udp6", cfg.Listen6, cfg.ReadBuffer)
+		if err != nil {
+			g.closeTransports()
+			return nil, fmt.Errorf("mqttsn.listen6: %w", err)
+		}
+		g.addTransport(u6, "udp6", false, true)
+	}
+	if cfg.Serial != nil {
+		s, err := openSerial(cfg.Serial.Device, cfg.Serial.Baud)
+		if err != nil {
+			g.closeTransports()
+			return nil, fmt.Errorf("mqttsn.serial: %w", err)
+		}
+		g.addTransport(s, "serial", false, false)
+	}
+	return g, nil
+}
+
+func (g *Gateway) addTransport(t Transport, kind string, bcast, datagram bool) {
+	g.trs = append(g.trs, &trEntry{idx: len(g.trs), t: t, name: "mqtt-sn " + kind + " " + t.LocalAddr().String(), broadcast: bcast, datagram: datagram})
+}
+
+func (g *Gateway) setBroadcast() error {
+	b := g.cfg.Broadcast
+	if b == "" {
+		port := g.udp.c.LocalAddr().(*net.UDPAddr).Port
+		b = "255.255.255.255:" + strconv.Itoa(port)
+	}
+	ua, err := net.ResolveUDPAddr("udp4", b)
+	if err != nil {
+		return fmt.Errorf("mqttsn.broadcast %q: %w", b, err)
+	}
+	g.bcast = ua.AddrPort()
+	return nil
+}
+
+func (g *Gateway) closeTransports() {
+	for _, t := range g.trs {
+		_ = t.t.Close()
+	}
+}
+
+// Addr is the local address of the UDP (IPv4) socket.
+func (g *Gateway) Addr() net.Addr { return g.udp.LocalAddr() }
+
+// Addrs lists every transport's local address (UDP, UDP6, serial device).
+func (g *Gateway) Addrs() []net.Addr {
+	out := make([]net.Addr, len(g.trs))
+	for i, t := range g.trs {
+		out[i] = t.t.LocalAddr()
+	}
+	return out
+}
+
+// Run serves until ctx is done, then closes the transports and every open
+// client session (without publishing wills: the clients did not fail, the
+// gateway stopped) and returns after every goroutine it started exited.
+// Run may be called once.
+func (g *Gateway) Run(ctx context.Context) error {
+	if !g.ran.CompareAndSwap(false, true) {
+		return errors.New("snbridge: Run called twice")
+	}
+	g.ctx = ctx
+	g.log.Info("mqtt-sn gateway listening", "addrs", fmt.Sprint(g.Addrs()), "gateway_id", g.cfg.GatewayID, "broadcast", g.bcast.String())
+
+	var workers sync.WaitGroup
+	g.work = make([]chan job, g.cfg.Workers)
+	for i := range g.work {
+		ch := make(chan job, 1024)
+		g.work[i] = ch
+		workers.Go(func() {
+			for j := range ch {
+				j.p.pending.Add(-1)
+				g.handle(j.p, j.b)
+			}
+		})
+	}
+	var readers sync.WaitGroup
+	for _, t := range g.trs {
+		readers.Go(func() { g.readLoop(t) })
+	}
+	var ticker sync.WaitGroup
+	tickCtx, stopTick := context.WithCancel(context.Background())
+	ticker.Go(func() { g.tickLoop(tickCtx) })
+
+	<-ctx.Done()
+	g.closeTransports()
+	readers.Wait()
+	for _, ch := range g.work {
+		close(ch)
+	}
+	workers.Wait()
+	stopTick()
+	ticker.Wait()
+	g.closeAll()
+	g.log.Info("mqtt-sn gateway stopped")
+	return nil
+}
+
+// readLoop reads datagrams from one transport and hands them to the
+// client's worker. It never blocks on a worker: a full queue is a counted
+// drop.
+func (g *Gateway) readLoop(t *trEntry) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := t.t.ReadPacket(buf)
+		if err != nil {
+			var fe errFrame
+			if errors.As(err, &fe) {
+				g.cnt.drop(DropMalformed)
+				g.rl.warn(g.now(), DropMalformed, from.String(), "mqtt-sn: bad frame dropped", "error", err)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			g.rl.warn(g.now(), DropMalformed, t.name, "mqtt-sn: read failed", "error", err)
+			if !t.datagram {
+				return // a serial line that failed stays failed
+			}
+			continue
+		}
+		g.dispatch(t, from, buf[:n])
+	}
+}
+
+func (g *Gateway) dispatch(t *trEntry, from net.Addr, b []byte) {
+	key := peerKey{tr: t.idx, addr: from}
+	var enc *snpacket.Encapsulated
+	if len(b) >= 2 && b[0] != 0x01 && snpacket.MsgType(b[1]) == snpacket.TypeEncapsulated {
+		p, _, err := snpacket.Decode(b)
+		if err != nil {
+			g.cnt.drop(DropMalformed)
+			g.rl.warn(g.now(), DropMalformed, from.String(), "mqtt-sn: bad encapsulated message dropped", "error", err)
+			return
+		}
+		enc = p.(*snpacket.Encapsulated)
+		key.node = string(enc.NodeID)
+		b = enc.Msg
+	}
+	p := g.peerFor(key, t, enc)
+	if p == nil {
+		g.cnt.drop(DropTooManyPeers)
+		g.rl.warn(g.now(), DropTooManyPeers, from.String(), "mqtt-sn: too many addresses without a connection")
+		return
+	}
+	p.lastSeen.Store(g.now().UnixNano())
+	if int(p.pending.Load()) >= g.cfg.PeerQueue {
+		g.cnt.drop(DropFlood)
+		g.rl.warn(g.now(), DropFlood, p.String(), "mqtt-sn: address sends faster than it is served, dropping")
+		return
+	}
+	p.pending.Add(1)
+	select {
+	case g.work[p.worker] <- job{p: p, b: append([]byte(nil), b...)}:
+	default:
+		p.pending.Add(-1)
+		g.cnt.drop(DropOverload)
+		g.rl.warn(g.now(), DropOverload, p.String(), "mqtt-sn: gateway overloaded, dropping")
+	}
+}
+
+func (g *Gateway) peerFor(key peerKey, t *trEntry, enc *snpacket.Encapsulated) *peer {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p := g.peers[key]; p != nil {
+		if enc != nil {
+			p.ctrl = enc.Ctrl
+		}
+		return p
+	}
+	if len(g.peers) >= maxPeers {
+		return nil
+	}
+	p := &peer{key: key, tr: t, addr: key.addr, worker: int(hashKey(key) % uint32(len(g.work)))}
+	if enc != nil {
+		p.encap, p.ctrl, p.node = true, enc.Ctrl, []byte(key.node)
+	}
+	g.peers[key] = p
+	return p
+}
+
+// hashKey spreads peers over workers (FNV-1a over the address text).
+func hashKey(k peerKey) uint32 {
+	h := uint32(2166136261)
+	for _, s := range [2]string{k.addr.String(), k.node} {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint32(s[i])) * 16777619
+		}
+	}
+	return h ^ uint32(k.tr)
+}
+
+// send encodes pk and writes it to p, encapsulated again if p sits behind
+// a forwarder (section 5.5).
+func (g *Gateway) send(p *peer, pk snpacket.Packet) {
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	b := (*bp)[:0]
+	if p.encap {
+		b = append(b, byte(3+len(p.node)), byte(snpacket.TypeEncapsulated), p.ctrl)
+		b = append(b, p.node...)
+	}
+	b, err := snpacket.Append(b, pk)
+	*bp = b
+	if err != nil {
+		g.log.Error("mqtt-sn: encode failed", "type", pk.Type().String(), "addr", p.String(), "error", err)
+		return
+	}
+	if err := p.tr.t.WritePacket(b, p.addr); err != nil {
+		g.cnt.drop(DropWriteError)
+		g.rl.warn(g.now(), DropWriteError, p.String(), "mqtt-sn: send failed", "type", pk.Type().String(), "error", err)
+		return
+	}
+	g.cnt.out.Add(1)
+}
+
+// broadcast sends pk to the broadcast address on the UDP transport, and to
+// the serial line if there is one (section 6.1).
+func (g *Gateway) broadcast(pk snpacket.Packet) {
+	b, err := snpacket.Encode(pk)
+	if err != nil {
+		return
+	}
+	for _, t := range g.trs {
+		var to net.Addr
+		switch {
+		case t.broadcast:
+			to = udpAddr(g.bcast)
+		case !t.datagram:
+			to = t.t.LocalAddr()
+		default:
+			continue
+		}
+		if err := t.t.WritePacket(b, to); err != nil {
+			g.cnt.drop(DropWriteError)
+			g.rl.warn(g.now(), DropWriteError, to.String(), "mqtt-sn: broadcast failed", "type", pk.Type().String(), "error", err)
+			continue
+		}
+		g.cnt.out.Add(1)
+	}
+}
+
+// tickLoop drives keepalive, sleep and retry timers and ADVERTISE.
+func (g *Gateway) tickLoop(ctx context.Context) {
+	t := time.NewTicker(g.cfg.TickInterval)
+	defer t.Stop()
+	var nextAdv time.Time
+	for {
+		now := g.now()
+		if g.cfg.AdvertiseInterval > 0 && !now.Before(nextAdv) {
+			// Section 6.1: ADVERTISE every T_ADV, Duration = T_ADV in seconds.
+			g.broadcast(&snpacket.Advertise{GatewayID: g.cfg.GatewayID, Duration: uint16(g.cfg.AdvertiseInterval / time.Second)})
+			nextAdv = now.Add(g.cfg.AdvertiseInterval)
+		}
+		g.tick(now)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (g *Gateway) tick(now time.Time) {
+	g.mu.Lock()
+	cs := make([]*client, 0, len(g.clients))
+	for _, c := range g.clients {
+		cs = append(cs, c)
+	}
+	for k, p := range g.peers {
+		if p.client == nil && p.pending.Load() == 0 && now.Sub(time.Unix(0, p.lastSeen.Load())) > peerIdle {
+			delete(g.peers, k)
+		}
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.tick(now)
+	}
+}
+
+// closeAll closes every open session at shutdown.
+func (g *Gateway) closeAll() {
+	g.mu.Lock()
+	cs := make([]*client, 0, len(g.clients))
+	for _, c := range g.clients {
+		cs = append(cs, c)
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.mu.Lock()
+		s := c.sess
+		c.sess = nil
+		c.mu.Unlock()
+		if s != nil {
+			_ = s.Close(false)
+		}
+	}
+}
+
+// Stats returns a snapshot of client states and counters.
+func (g *Gateway) Stats() Stats {
+	s := Stats{
+		MessagesIn: g.cnt.in.Load(), MessagesOut: g.cnt.out.Load(),
+		PublishIn: g.cnt.pubIn.Load(), PublishOut: g.cnt.pubOut.Load(),
+		Drops: make(map[string]uint64, numDropReasons),
+	}
+	for i := range g.cnt.drops {
+		s.Drops[DropReason(i).String()] = g.cnt.drops[i].Load()
+	}
+	g.mu.Lock()
+	cs := make([]*client, 0, len(g.clients))
+	for _, c := range g.clients {
+		cs = append(cs, c)
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.mu.Lock()
+		st := c.state
+		c.mu.Unlock()
+		switch st {
+		case stateActive, stateWillTopic, stateWillMsg, stateConnecting:
+			s.Active++
+		case stateAsleep:
+			s.Asleep++
+		case stateAwake:
+			s.Awake++
+		case stateLost:
+			s.Lost++
+		case stateDisconnected:
+			s.Disconnected++
+		}
+	}
+	return s
+}
