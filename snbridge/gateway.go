@@ -46,6 +46,7 @@ type Gateway struct {
 	bufs     sync.Pool
 	ctx      context.Context // Run's context, for session calls
 	ran      atomic.Bool
+	ticks    atomic.Uint64 // timer passes done, for tests
 
 	mu      sync.Mutex
 	peers   map[peerKey]*peer
@@ -385,6 +386,7 @@ func (g *Gateway) tickLoop(ctx context.Context) {
 			nextAdv = now.Add(g.cfg.AdvertiseInterval)
 		}
 		g.tick(now)
+		g.ticks.Add(1)
 		select {
 		case <-ctx.Done():
 			return

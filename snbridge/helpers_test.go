@@ -196,3 +196,10 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// waitTicks waits until the gateway's timers ran n more times.
+func (e *env) waitTicks(t testing.TB, n uint64) {
+	t.Helper()
+	target := e.g.ticks.Load() + n
+	eventually(t, "timer ticks", func() bool { return e.g.ticks.Load() >= target })
+}

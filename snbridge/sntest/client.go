@@ -34,7 +34,8 @@ type Message struct {
 // Options tune the client's automatic answers.
 type Options struct {
 	// NoAck: received QoS 1/2 PUBLISH and REGISTER are not answered (to
-	// make the gateway retransmit). Toggle later with SetNoAck.
+	// make the gateway retransmit); such PUBLISH messages go to Next and
+	// NextAny instead of Messages. Toggle later with SetNoAck.
 	NoAck bool
 	// RefuseRegister answers the gateway's REGISTER with this return code.
 	RefuseRegister snpacket.ReturnCode
@@ -193,7 +194,7 @@ func (c *Client) auto(p snpacket.Packet) bool {
 			m.Topic = c.topics[p.TopicID]
 		}
 		if c.noAck && p.Flags.QoS > 0 {
-			return true
+			return false // handed to Next/NextAny, unanswered
 		}
 		switch p.Flags.QoS {
 		case 1:

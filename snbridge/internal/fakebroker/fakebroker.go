@@ -21,6 +21,7 @@ type Broker struct {
 	// Refuse, if set, is asked before every publish; an error refuses it.
 	refuse    func(msg.Message) error
 	opens     int
+	openErr   error
 	published []msg.Message
 }
 
@@ -49,6 +50,13 @@ func New() *Broker {
 func (b *Broker) SetRefuse(f func(msg.Message) error) {
 	b.mu.Lock()
 	b.refuse = f
+	b.mu.Unlock()
+}
+
+// SetOpenError makes Open fail with err (nil: succeed again).
+func (b *Broker) SetOpenError(err error) {
+	b.mu.Lock()
+	b.openErr = err
 	b.mu.Unlock()
 }
 
@@ -151,6 +159,11 @@ func (b *Broker) removeSub(match func(*sub) bool) {
 func (b *Broker) Open(ctx context.Context, o msg.SessionOptions) (msg.Session, bool, error) {
 	b.mu.Lock()
 	b.opens++
+	if b.openErr != nil {
+		err := b.openErr
+		b.mu.Unlock()
+		return nil, false, err
+	}
 	s := b.sessions[o.ClientID]
 	present := s != nil && !o.CleanStart
 	if s != nil && (o.CleanStart || s.clean) {
