@@ -33,3 +33,5 @@ func (g *Gateway) client(id string) *client {
 	defer g.mu.Unlock()
 	return g.clients[id]
 }
+
+type msgT = msg.Message

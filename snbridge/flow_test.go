@@ -176,7 +176,7 @@ func TestQoSMinus1(t *testing.T) {
 	for _, p := range []*snpacket.Publish{
 		{Flags: snpacket.Flags{QoS: -1, TopicIDType: snpacket.TopicPredefined}, TopicID: 5, Data: []byte("3.1V")},
 		{Flags: snpacket.Flags{QoS: -1, TopicIDType: snpacket.TopicShort, Retain: true}, TopicID: shortID("bt"), Data: []byte("x")},
-		{Flags: snpacket.Flags{QoS: -1, TopicIDType: snpacket.TopicNormal}, TopicID: 1, Data: []byte("no")},    // needs REGISTER: dropped
+		{Flags: snpacket.Flags{QoS: -1, TopicIDType: snpacket.TopicNormal}, TopicID: 1, Data: []byte("no")},     // needs REGISTER: dropped
 		{Flags: snpacket.Flags{QoS: -1, TopicIDType: snpacket.TopicPredefined}, TopicID: 6, Data: []byte("no")}, // unknown id: dropped
 	} {
 		if err := c.Send(p); err != nil {

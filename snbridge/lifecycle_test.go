@@ -25,7 +25,7 @@ func TestWillOnKeepAliveLapse(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(40 * time.Second) // 40s < 45s since the PINGREQ
-	e.waitTicks(t, 3) // the timers saw the new time; nothing may happen
+	e.waitTicks(t, 3)                 // the timers saw the new time; nothing may happen
 	if rec.len() != 0 {
 		t.Fatalf("will published while the client was alive")
 	}

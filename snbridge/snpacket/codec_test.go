@@ -56,8 +56,8 @@ var wireCases = []struct {
 	}},
 	{"publish qos-1 short dup retain", &Publish{Flags: Flags{DUP: true, QoS: -1, Retain: true, TopicIDType: TopicShort}, TopicID: 0x7468, Data: []byte{0}}, []byte{
 		0x08, 0x0C,
-		0xF2,       // DUP, QoS -1 (0b11), Retain, TopicIdType short (0b10)
-		't', 'h',   // short topic name "th" (6.7)
+		0xF2,     // DUP, QoS -1 (0b11), Retain, TopicIdType short (0b10)
+		't', 'h', // short topic name "th" (6.7)
 		0x00, 0x00, // MsgId unused for QoS -1
 		0x00,
 	}},

@@ -77,12 +77,14 @@ func (b *Broker) publish(m msg.Message, from string) error {
 		return err
 	}
 	b.mu.Lock()
-	if f := b.refuse; f != nil {
+	f := b.refuse
+	b.mu.Unlock()
+	if f != nil {
 		if err := f(m); err != nil {
-			b.mu.Unlock()
 			return err
 		}
 	}
+	b.mu.Lock()
 	pm := m.Clone()
 	pm.ClientID = from
 	b.published = append(b.published, pm)
@@ -194,10 +196,10 @@ func (b *Broker) Open(ctx context.Context, o msg.SessionOptions) (msg.Session, b
 
 // Session is one client's session.
 type Session struct {
-	b   *Broker
-	id  string
-	dmu sync.Mutex // serialises Deliver calls
-	mu  sync.Mutex
+	b           *Broker
+	id          string
+	dmu         sync.Mutex // serialises Deliver calls
+	mu          sync.Mutex
 	open, clean bool
 	will        *msg.Message
 	fn          func(msg.Message)
