@@ -16,6 +16,17 @@ type SensorConfig struct {
 	Simulate map[string]any `mapstructure:"simulate" yaml:"simulate"`
 	// Options holds driver-specific settings (channels, scaling, tare, debounce, ...).
 	Options map[string]any `mapstructure:"options" yaml:"options"`
+
+	// Publishing. A reading is published when any quantity moved by at least
+	// its deadband since the last publish, or MaxInterval has passed (0 = every
+	// reading is published). Deadband keys are quantity names, "*" for all.
+	Deadband    map[string]float64 `mapstructure:"deadband" yaml:"deadband"`
+	MaxInterval time.Duration      `mapstructure:"max_interval" yaml:"max_interval"`
+	// Average publishes the mean of the last N readings (a sliding window); 0 or 1: no averaging.
+	Average int `mapstructure:"average" yaml:"average"`
+	// PlainTopics also publishes each quantity as a bare number on
+	// <topic>/<quantity>, e.g. sensors/mast/temperature = 21.5.
+	PlainTopics bool `mapstructure:"plain_topics" yaml:"plain_topics"`
 }
 
 // BusConfig says where a sensor is attached.
