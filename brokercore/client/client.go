@@ -230,9 +230,15 @@ func (c *Client) handshake(dctx context.Context) error {
 	return nil
 }
 
+// ctxErr explains an I/O error of the handshake: the connection's
+// deadline is the ctx's, so a timeout means the ctx ran out.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }
@@ -591,9 +597,17 @@ func (c *Client) readLoop() {
 			err = c.handle(p)
 		}
 		if err != nil {
+			c.mu.Lock()
+			closing := c.closing
+			c.mu.Unlock()
 			select {
 			case <-c.quit: // we closed it
 			default:
+				if closing {
+					// Disconnect: the server closes after DISCONNECT.
+					c.fail(ErrClosed)
+					return
+				}
 				c.protocolFailure(err)
 				c.fail(fmt.Errorf("read: %w", err))
 			}

@@ -137,6 +137,7 @@ type proxy struct {
 	mu    sync.Mutex
 	conns []*proxyConn
 	hold  map[packet.Type]bool
+	drop  map[packet.Type]bool
 	cond  *sync.Cond
 }
 
@@ -152,7 +153,7 @@ func newProxy(t *testing.T, target string, version byte) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, ln: ln, target: target, version: version, hold: map[packet.Type]bool{}}
+	p := &proxy{t: t, ln: ln, target: target, version: version, hold: map[packet.Type]bool{}, drop: map[packet.Type]bool{}}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
@@ -212,6 +213,10 @@ func (p *proxy) pump(pc *proxyConn, src, dst net.Conn, up bool) {
 			p.mu.Unlock()
 			return
 		}
+		if !up && p.drop[pk.Type()] {
+			p.mu.Unlock()
+			continue
+		}
 		if up {
 			pc.up = append(pc.up, pk)
 		} else {
@@ -231,13 +236,25 @@ func (pc *proxyConn) close() {
 }
 
 // setHold holds back (or, with on false, releases) server-to-client
-// packets of the given types.
+// packets of the given types; everything behind a held packet waits too,
+// as on a TCP stream.
 func (p *proxy) setHold(on bool, types ...packet.Type) {
 	p.mu.Lock()
 	for _, t := range types {
 		p.hold[t] = on
 	}
 	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// setDrop swallows (or, with on false, forwards again) server-to-client
+// packets of the given types: lost on a link that is about to drop. Unlike
+// setHold it lets later packets through.
+func (p *proxy) setDrop(on bool, types ...packet.Type) {
+	p.mu.Lock()
+	for _, t := range types {
+		p.drop[t] = on
+	}
 	p.mu.Unlock()
 }
 
