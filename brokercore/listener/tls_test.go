@@ -293,4 +293,3 @@ func TestExpiredServerCertWarnsAtStart(t *testing.T) {
 	open(t, Config{TLS: cfg}, &logs, options{})
 	logs.waitFor(t, "level=ERROR", "server certificate "+cfg.CertFile+" expired on")
 }
-
