@@ -121,9 +121,13 @@ func TestFlood(t *testing.T) {
 	}
 }
 
-// workerOf returns the worker index serving a UDP address (tests only).
+// workerOf returns the worker serving a UDP address (tests only).
 func (g *Gateway) workerOf(a net.Addr) int {
-	ua := a.(*net.UDPAddr)
-	k := peerKey{tr: 0, addr: udpAddr(ua.AddrPort())}
-	return int(hashKey(k) % uint32(len(g.work)))
+	k := peerKey{tr: 0, addr: udpAddr(a.(*net.UDPAddr).AddrPort())}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p := g.peers[k]; p != nil {
+		return p.worker
+	}
+	return g.nextWorker % len(g.work) // the next new address
 }

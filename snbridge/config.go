@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"time"
 )
 
@@ -43,10 +42,12 @@ type Config struct {
 	// the oldest is dropped and counted. 0 = 1000.
 	MaxQueued int `mapstructure:"max_queued" yaml:"max_queued"`
 	// Workers handle datagrams; a client is always served by the same
-	// worker, so its messages stay in order. 0 = 4 × GOMAXPROCS (min 4).
+	// worker, so its messages stay in order. A worker waits while the
+	// broker makes a QoS 1/2 message durable, so this is also how many such
+	// publishes can wait (and be group-committed) at once. 0 = 64.
 	Workers int `mapstructure:"workers" yaml:"workers"`
 	// PeerQueue bounds the datagrams one address may have waiting for its
-	// worker; more are dropped as a flood. 0 = 256.
+	// worker; more are dropped as a flood. 0 = 64.
 	PeerQueue int `mapstructure:"peer_queue" yaml:"peer_queue"`
 	// ReadBuffer is the UDP socket receive (and send) buffer; 0 = 4 MiB.
 	// Linux caps it at net.core.rmem_max unless the process has CAP_NET_ADMIN.
@@ -96,10 +97,10 @@ func (c Config) withDefaults() Config {
 		c.MaxQueued = 1000
 	}
 	if c.Workers == 0 {
-		c.Workers = max(4, 4*runtime.GOMAXPROCS(0))
+		c.Workers = 64
 	}
 	if c.PeerQueue == 0 {
-		c.PeerQueue = 256
+		c.PeerQueue = 64
 	}
 	if c.ReadBuffer == 0 {
 		c.ReadBuffer = 4 << 20

@@ -22,6 +22,9 @@ const peerIdle = 2 * time.Minute
 // lostRetention is how long a lost clean-session client stays in Stats.
 const lostRetention = time.Hour
 
+// workerQueue is each worker's queue of datagrams.
+const workerQueue = 512
+
 // maxPeers bounds the addresses remembered without a connection.
 const maxPeers = 65536
 
@@ -48,9 +51,10 @@ type Gateway struct {
 	ran      atomic.Bool
 	ticks    atomic.Uint64 // timer passes done, for tests
 
-	mu      sync.Mutex
-	peers   map[peerKey]*peer
-	clients map[string]*client
+	mu         sync.Mutex
+	peers      map[peerKey]*peer
+	clients    map[string]*client
+	nextWorker int
 }
 
 type trEntry struct {
@@ -198,7 +202,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	g.work = make([]chan job, g.cfg.Workers)
 	for i := range g.work {
-		ch := make(chan job, 1024)
+		ch := make(chan job, workerQueue)
 		g.work[i] = ch
 		workers.Go(func() {
 			for j := range ch {
@@ -304,23 +308,15 @@ func (g *Gateway) peerFor(key peerKey, t *trEntry, enc *snpacket.Encapsulated) *
 	if len(g.peers) >= maxPeers {
 		return nil
 	}
-	p := &peer{key: key, tr: t, addr: key.addr, worker: int(hashKey(key) % uint32(len(g.work)))}
+	// Round robin: peers spread evenly over the workers, so that the
+	// publishes waiting for the broker at once are as many as the workers.
+	p := &peer{key: key, tr: t, addr: key.addr, worker: g.nextWorker % len(g.work)}
+	g.nextWorker++
 	if enc != nil {
 		p.encap, p.ctrl, p.node = true, enc.Ctrl, []byte(key.node)
 	}
 	g.peers[key] = p
 	return p
-}
-
-// hashKey spreads peers over workers (FNV-1a over the address text).
-func hashKey(k peerKey) uint32 {
-	h := uint32(2166136261)
-	for _, s := range [2]string{k.addr.String(), k.node} {
-		for i := 0; i < len(s); i++ {
-			h = (h ^ uint32(s[i])) * 16777619
-		}
-	}
-	return h ^ uint32(k.tr)
 }
 
 // send encodes pk and writes it to p, encapsulated again if p sits behind

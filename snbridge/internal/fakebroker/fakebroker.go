@@ -7,6 +7,7 @@ package fakebroker
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/msg"
 	"github.com/outpost-iot/outpost/brokercore/topic"
@@ -22,6 +23,7 @@ type Broker struct {
 	refuse    func(msg.Message) error
 	opens     int
 	openErr   error
+	latency   time.Duration
 	published []msg.Message
 }
 
@@ -53,6 +55,14 @@ func (b *Broker) SetRefuse(f func(msg.Message) error) {
 	b.mu.Unlock()
 }
 
+// SetLatency makes every QoS 1/2 publish wait d before it is accepted, as
+// the broker's durable-ack path waits for a group-committed fsync.
+func (b *Broker) SetLatency(d time.Duration) {
+	b.mu.Lock()
+	b.latency = d
+	b.mu.Unlock()
+}
+
 // SetOpenError makes Open fail with err (nil: succeed again).
 func (b *Broker) SetOpenError(err error) {
 	b.mu.Lock()
@@ -77,8 +87,11 @@ func (b *Broker) publish(m msg.Message, from string) error {
 		return err
 	}
 	b.mu.Lock()
-	f := b.refuse
+	f, lat := b.refuse, b.latency
 	b.mu.Unlock()
+	if lat > 0 && m.QoS > 0 {
+		time.Sleep(lat)
+	}
 	if f != nil {
 		if err := f(m); err != nil {
 			return err
