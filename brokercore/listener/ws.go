@@ -98,7 +98,7 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request, out chan<- ne
 	}
 	// The connection is hijacked: it outlives this handler and is closed by
 	// the broker, so it gets a context that is never cancelled.
-	nc := &wsConn{Conn: websocket.NetConn(context.Background(), c, websocket.MessageBinary), tls: r.TLS}
+	nc := &wsConn{Conn: websocket.NetConn(context.Background(), c, websocket.MessageBinary), ws: c, tls: r.TLS}
 	select {
 	case out <- nc:
 	case <-l.ctx.Done():
@@ -122,7 +122,15 @@ func offeredSubprotocols(r *http.Request) []string {
 // TLS state for PeerIdentity.
 type wsConn struct {
 	net.Conn
+	ws  *websocket.Conn
 	tls *tls.ConnectionState
+}
+
+// Close drops the connection at once. The WebSocket close handshake would
+// wait up to 5 seconds for the client's reply, stalling whoever closes;
+// for MQTT the DISCONNECT packet is the goodbye, so none is needed.
+func (c *wsConn) Close() error {
+	return c.ws.CloseNow()
 }
 
 // TLSConnectionState returns the TLS state under the WebSocket, if any.
