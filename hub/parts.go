@@ -1,0 +1,113 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/outpost-iot/outpost/adapters"
+	"github.com/outpost-iot/outpost/brokercore"
+	"github.com/outpost-iot/outpost/brokercore/auth"
+	"github.com/outpost-iot/outpost/snbridge"
+	"github.com/outpost-iot/outpost/storeforward/queue"
+)
+
+// parts lists the hub's components in start order.
+func (h *Hub) parts() []*part {
+	ps := []*part{
+		{name: "database", start: h.startDB},
+		{name: "broker", start: h.startBroker},
+	}
+	if h.cfg.MQTTSN.Enabled {
+		ps = append(ps, &part{name: "mqttsn gateway", start: h.startGateway})
+	}
+	if len(h.cfg.Sensors) > 0 {
+		ps = append(ps, &part{name: "sensors", start: h.startSensors})
+	}
+	return ps
+}
+
+func (h *Hub) startDB(ctx context.Context) (func(context.Context) error, error) {
+	if err := os.MkdirAll(h.cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	db, err := queue.Open(h.cfg.DataDir, queue.Options{Logger: h.log})
+	if err != nil {
+		return nil, err
+	}
+	h.db = db
+	return func(context.Context) error { return db.Close() }, nil
+}
+
+func (h *Hub) startBroker(ctx context.Context) (func(context.Context) error, error) {
+	b, err := brokercore.New(h.cfg.Broker, brokercore.Options{
+		Logger:   h.log,
+		Store:    h.db,
+		Version:  h.opts.Version,
+		LoadAuth: loadAuth,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Start(ctx); err != nil {
+		return nil, err
+	}
+	h.broker = b
+	return b.Shutdown, nil
+}
+
+func (h *Hub) startGateway(ctx context.Context) (func(context.Context) error, error) {
+	g, err := snbridge.New(h.cfg.MQTTSN, h.broker, h.broker, h.log)
+	if err != nil {
+		return nil, err
+	}
+	h.gateway = g
+	return h.runPart("mqttsn gateway", g.Run), nil
+}
+
+func (h *Hub) startSensors(ctx context.Context) (func(context.Context) error, error) {
+	a, err := adapters.New(h.cfg.Sensors, h.broker, adapters.Options{
+		Logger:     h.log.With("component", "sensors"),
+		StateDir:   filepath.Join(h.cfg.DataDir, "sensors"),
+		Subscriber: h.broker,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.sensors = a
+	return h.runPart("sensors", a.Run), nil
+}
+
+// loadAuth reads the password file and ACL named in the broker config
+// (brokercore calls it at start and on SIGHUP).
+func loadAuth(cfg brokercore.Config) (brokercore.Authenticator, brokercore.Authorizer, error) {
+	var an brokercore.Authenticator
+	var az brokercore.Authorizer
+	if cfg.PasswordFile != "" {
+		p, err := auth.LoadPasswords(cfg.PasswordFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		an = p
+	}
+	if cfg.ACLFile != "" {
+		a, err := auth.LoadACL(cfg.ACLFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		az = aclAdapter{a}
+	}
+	return an, az, nil
+}
+
+// aclAdapter gives an auth.ACL the broker's Authorizer method set.
+type aclAdapter struct{ acl *auth.ACL }
+
+func (a aclAdapter) Allow(clientID, username, topic string, access brokercore.Access) bool {
+	return a.acl.Allow(clientID, username, topic, auth.Access(access))
+}
+
+func (a aclAdapter) CanSubscribe(clientID, username, filter string) bool {
+	return a.acl.CanSubscribe(clientID, username, filter)
+}

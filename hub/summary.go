@@ -1,0 +1,41 @@
+package hub
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// summary prints, once, where everything listens and what it publishes, so
+// a field engineer sees at a glance what the hub is doing.
+func (h *Hub) summary() {
+	h.line("outpost %s running (data in %s)", h.opts.Version, filepath.Join(h.cfg.DataDir, "db"))
+	for _, a := range h.BrokerAddrs() {
+		h.line("MQTT broker listening on %s", a)
+	}
+	if h.gateway != nil {
+		for _, a := range h.gateway.Addrs() {
+			h.line("MQTT-SN gateway (%s) listening on %s", a.Network(), a)
+		}
+	}
+	if h.sensors != nil {
+		for _, s := range h.sensors.List() {
+			kind := "hardware"
+			if s.Simulated {
+				kind = "simulated"
+			}
+			h.line("sensor %s (%s, %s) publishing to %s every %s", s.Name, s.Driver, kind, s.Topic, s.Interval)
+		}
+	}
+	if !h.cfg.Uplink.Enabled {
+		h.line("uplink off (no cloud configured)")
+	}
+}
+
+func (h *Hub) line(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if h.opts.Out != nil {
+		fmt.Fprintln(h.opts.Out, s)
+		return
+	}
+	h.log.Info(s)
+}
