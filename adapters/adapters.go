@@ -57,13 +57,17 @@ type Options struct {
 	// Sim is the emulated hardware that simulate: sensors are attached to
 	// (nil: a new World on Clock).
 	Sim *sim.World
-	// Jitter bounds each sensor's phase within its interval (0: the whole interval).
+	// Jitter bounds each sensor's phase, its offset within its interval
+	// (0: DefaultJitter). The first reading comes within Jitter of Run.
 	Jitter time.Duration
 	// RetryMin and RetryMax bound the backoff of a failing sensor (defaults
 	// 1s and 5m); retries are never spaced more than the sensor's interval
 	// once that is above RetryMin.
 	RetryMin, RetryMax time.Duration
 }
+
+// DefaultJitter bounds the phases of sensors when Options.Jitter is 0.
+const DefaultJitter = 10 * time.Second
 
 // Adapters runs a set of sensors.
 type Adapters struct {
@@ -184,8 +188,11 @@ func lockKey(c SensorConfig) string {
 // phase is the sensor's stable offset within its interval, from a hash of its
 // name: the same after a restart, spread across sensors.
 func phase(name string, interval, jitter time.Duration) time.Duration {
+	if jitter <= 0 {
+		jitter = DefaultJitter
+	}
 	span := interval
-	if jitter > 0 && jitter < span {
+	if jitter < span {
 		span = jitter
 	}
 	if span <= 0 {

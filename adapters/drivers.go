@@ -17,9 +17,9 @@ import (
 // to check its options, how to open it and which quantities it can simulate.
 type driver struct {
 	name     string
-	buses    []string       // bus types, the first is the default
-	addrs    [2]uint16      // I²C address range (0,0: no I²C)
-	defAddr  uint16         // default I²C address
+	buses    []string  // bus types, the first is the default
+	addrs    [2]uint16 // I²C address range (0,0: no I²C)
+	defAddr  uint16    // default I²C address
 	check    func(map[string]any) error
 	open     func(sensor.Spec, sensor.Buses) (sensor.Sensor, error)
 	simulate []string // quantities a simulate: map may set ("*": any)

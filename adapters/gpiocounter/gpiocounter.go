@@ -85,6 +85,7 @@ type Sensor struct {
 	clock sensor.Clock
 	file  string // state file, "" = not persisted
 
+	initial  gpio.Level // level when opened: the debouncer's first stable level
 	mu       sync.Mutex
 	pulses   uint64
 	saved    uint64
@@ -110,7 +111,7 @@ func Open(s sensor.Spec, b sensor.Buses) (*Sensor, error) {
 	if err := pin.In(cfg.Pull, gpio.BothEdges); err != nil {
 		return nil, fmt.Errorf("set %s as input: %w", pin, err)
 	}
-	d := &Sensor{cfg: cfg, pin: pin, clock: s.Clock, lastRead: s.Clock.Now()}
+	d := &Sensor{cfg: cfg, pin: pin, clock: s.Clock, lastRead: s.Clock.Now(), initial: pin.Read()}
 	if s.StateDir != "" {
 		d.file = filepath.Join(s.StateDir, s.Name+".counter.json")
 		b, err := os.ReadFile(d.file)
@@ -130,7 +131,7 @@ func Open(s sensor.Spec, b sensor.Buses) (*Sensor, error) {
 
 // Watch implements sensor.Watcher: count debounced pulses until ctx is done.
 func (d *Sensor) Watch(ctx context.Context, _ func()) error {
-	db := sensor.Debouncer{Pin: d.pin, Delay: d.cfg.Debounce, Clock: d.clock, Stable: d.pin.Read()}
+	db := sensor.Debouncer{Pin: d.pin, Delay: d.cfg.Debounce, Clock: d.clock, Stable: d.initial}
 	for {
 		l, err := db.Next(ctx)
 		if err != nil {

@@ -150,10 +150,8 @@ func (m *BME280) write(reg, v byte) {
 func (m *BME280) measure() {
 	c := bmeCal
 	t := m.value("temperature", 20)
-	tRaw := bisect(0, 0xFFFFF, func(raw int32) bool {
-		v, _ := c.temp(raw)
-		return float64(v)/100 >= t
-	})
+	tOf := func(raw int32) float64 { v, _ := c.temp(raw); return float64(v) / 100 }
+	tRaw := nearest(bisect(0, 0xFFFFF, func(raw int32) bool { return tOf(raw) >= t }), t, tOf)
 	_, tFine := c.temp(tRaw)
 	putRaw20 := func(at int, raw int32) {
 		m.regs[at] = byte(raw >> 12)
@@ -163,17 +161,23 @@ func (m *BME280) measure() {
 	putRaw20(0xFA, tRaw)
 	p := m.value("pressure", 101325)
 	// Pressure falls as raw rises.
-	pRaw := bisect(0, 0xFFFFF, func(raw int32) bool {
-		return float64(c.pressure(raw, tFine))/256 <= p
-	})
+	pOf := func(raw int32) float64 { return float64(c.pressure(raw, tFine)) / 256 }
+	pRaw := nearest(bisect(0, 0xFFFFF, func(raw int32) bool { return pOf(raw) <= p }), p, pOf)
 	putRaw20(0xF7, pRaw)
 	if !m.isBMP {
 		h := m.value("humidity", 50)
-		hRaw := bisect(0, 0xFFFF, func(raw int32) bool {
-			return float64(c.humidity(raw, tFine))/1024 >= h
-		})
+		hOf := func(raw int32) float64 { return float64(c.humidity(raw, tFine)) / 1024 }
+		hRaw := nearest(bisect(0, 0xFFFF, func(raw int32) bool { return hOf(raw) >= h }), h, hOf)
 		m.regs[0xFD], m.regs[0xFE] = byte(hRaw>>8), byte(hRaw)
 	}
+}
+
+// nearest returns raw or raw-1, whichever f maps closer to want.
+func nearest(raw int32, want float64, f func(int32) float64) int32 {
+	if raw > 0 && math.Abs(f(raw-1)-want) < math.Abs(f(raw)-want) {
+		return raw - 1
+	}
+	return raw
 }
 
 // bisect returns the smallest x in [lo, hi] with ok(x), or hi if none (for a
@@ -244,5 +248,3 @@ func (c calib280) humidity(raw, tFine int32) uint32 {
 	}
 	return uint32(x >> 12)
 }
-
-var _ = math.Inf

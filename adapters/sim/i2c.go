@@ -46,6 +46,13 @@ func (b *I2CBus) Attach(addr uint16, d I2CDevice) {
 	b.devs[addr] = d
 }
 
+// Device returns the chip at addr (nil if none).
+func (b *I2CBus) Device(addr uint16) I2CDevice {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.devs[addr]
+}
+
 // Detach removes the chip at addr (it vanishes from the bus).
 func (b *I2CBus) Detach(addr uint16) {
 	b.mu.Lock()

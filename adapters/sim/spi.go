@@ -53,8 +53,8 @@ func (p *SPIPort) Connect(f physic.Frequency, mode spi.Mode, bits int) (spi.Conn
 
 type spiConn struct{ p *SPIPort }
 
-func (c *spiConn) String() string        { return c.p.name }
-func (c *spiConn) Duplex() conn.Duplex   { return conn.Full }
+func (c *spiConn) String() string      { return c.p.name }
+func (c *spiConn) Duplex() conn.Duplex { return conn.Full }
 func (c *spiConn) TxPackets(pk []spi.Packet) error {
 	for _, x := range pk {
 		if err := c.Tx(x.W, x.R); err != nil {
