@@ -219,6 +219,11 @@ func (l *Listener) explainHandshake(client string, err error) (cause, msg string
 	case strings.Contains(s, "remote error: tls: bad certificate"), strings.Contains(s, "remote error: tls: certificate unknown"):
 		return "server-cert-rejected", where + fmt.Sprintf("the client rejected our certificate %s (%s): either the client does not trust the CA that signed it (--cafile) or the host name it connects to is not among the certificate's names %s",
 			cfile, strings.TrimPrefix(s, "remote error: tls: "), l.certNames())
+	case strings.Contains(s, "bad record MAC"):
+		// What an OpenSSL client (mosquitto_pub, paho C) rejecting our
+		// certificate looks like from here, with TLS 1.2 and 1.3 alike.
+		return "server-cert-rejected", where + fmt.Sprintf("the client aborted the handshake (%s), as OpenSSL clients such as mosquitto_pub do when they reject our certificate %s: either the client does not trust the CA that signed it (--cafile) or the host name it connects to is not among the certificate's names %s",
+			s, cfile, l.certNames())
 	case strings.Contains(s, "remote error"):
 		return "client-alert", where + "the client aborted the handshake: " + s
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
