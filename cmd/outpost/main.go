@@ -58,6 +58,8 @@ embedded default: the broker on 127.0.0.1:1883, the MQTT-SN gateway on UDP
 		run,
 		newConfigCmd(),
 		newPasswdCmd(),
+		newPubCmd(),
+		newSubCmd(),
 		newVersionCmd(),
 	)
 	return root
