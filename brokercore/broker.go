@@ -1,0 +1,449 @@
+// Package brokercore is Outpost's MQTT broker: MQTT 3.1, 3.1.1 and 5.0
+// clients over the listeners of package listener, sessions with QoS 0/1/2
+// in both directions, in-flight windows, retained messages, wills, $SYS,
+// Mosquitto-compatible authentication and ACLs, and persistence of sessions
+// and retained messages in a msg.Store.
+//
+// Other parts see it only through package msg: *Broker implements
+// msg.Publisher, msg.Subscriber and msg.Sessions, and takes msg.Tap
+// implementations (AddTap) that see every accepted message before the
+// publisher is acknowledged (DESIGN.md, "the one invariant").
+//
+// It imports packet, topic, msg, listener and the standard library; nothing
+// outside brokercore may be imported by it.
+//
+// Concurrency: each network connection has one read goroutine and one
+// write goroutine; Shutdown waits for both. No goroutine is started per
+// message. The lock order is written down in LOCKS.md.
+package brokercore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-iot/outpost/brokercore/listener"
+	"github.com/outpost-iot/outpost/brokercore/msg"
+	"github.com/outpost-iot/outpost/brokercore/topic"
+)
+
+// Authenticator checks a username and password (auth.Passwords implements it).
+type Authenticator interface {
+	Check(username string, password []byte) bool
+}
+
+// Access is the right an Authorizer is asked about; its values are those
+// of auth.Access (Read = 1, Write = 2).
+type Access = int
+
+// Access rights.
+const (
+	AccessRead  Access = 1
+	AccessWrite Access = 2
+)
+
+// Authorizer is an ACL (auth.ACL implements it through AuthorizerFunc-free
+// adaptation: its Allow takes auth.Access, so hub wraps it with ACLAdapter).
+type Authorizer interface {
+	// Allow reports whether the client may read (receive) or write
+	// (publish) topic. username "" is an anonymous client.
+	Allow(clientID, username, topic string, access Access) bool
+	// CanSubscribe reports whether anything under filter may be read.
+	CanSubscribe(clientID, username, filter string) bool
+}
+
+// Options are what the hub hands the broker besides its Config.
+type Options struct {
+	Logger  *slog.Logger     // nil: discard
+	Store   msg.Store        // nil: sessions and retained messages in memory only
+	Version string           // for $SYS/broker/version
+	Now     func() time.Time // nil: time.Now
+	// Authenticator checks passwords; nil: Config.PasswordFile is loaded
+	// by Reload through LoadAuth, or, without one, every client with a
+	// username is accepted.
+	Authenticator Authenticator
+	// Authorizer is the ACL; nil: everything is allowed.
+	Authorizer Authorizer
+	// LoadAuth, if set, is called by Start and Reload to (re)read the
+	// password file and ACL named in Config; a nil result keeps the
+	// corresponding Options field. On error Reload keeps the old ones.
+	LoadAuth func(cfg Config) (Authenticator, Authorizer, error)
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("brokercore: server closed")
+
+// Broker is the MQTT broker. Build it with New, then Start (or Serve).
+type Broker struct {
+	cfg   Config
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+	store msg.Store
+	start time.Time
+
+	ctx    context.Context // cancelled by Shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the broker starts
+
+	// mu guards the fields below it.
+	mu        sync.Mutex
+	sessions  map[string]*session
+	conns     map[*conn]struct{}
+	listeners []net.Listener
+	closed    bool
+	started   bool
+
+	// storeMu orders every state change that writes to the store with its
+	// Commit call, so the store applies them in the order they happened.
+	storeMu sync.Mutex
+
+	subMu     sync.RWMutex
+	subs      topic.Trie[*session, subRef]
+	matchPool sync.Pool // *[]subRef scratch for route
+
+	retained retainedStore
+
+	tapMu sync.RWMutex
+	taps  []msg.Tap
+
+	authMu sync.RWMutex
+	authn  Authenticator
+	authz  Authorizer
+
+	limitLog limitLogger
+
+	stats   Stats
+	nextUID counter
+}
+
+var (
+	_ msg.Publisher  = (*Broker)(nil)
+	_ msg.Subscriber = (*Broker)(nil)
+	_ msg.Sessions   = (*Broker)(nil)
+)
+
+// New builds a broker from cfg. It opens nothing; Start does.
+func New(cfg Config, opts Options) (*Broker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg:      cfg,
+		opts:     opts,
+		log:      log.With("component", "broker"),
+		now:      now,
+		store:    opts.Store,
+		ctx:      ctx,
+		cancel:   cancel,
+		sessions: make(map[string]*session),
+		conns:    make(map[*conn]struct{}),
+		authn:    opts.Authenticator,
+		authz:    opts.Authorizer,
+	}
+	b.start = now()
+	b.retained.init()
+	b.limitLog.b = b
+	return b, nil
+}
+
+// Start loads persisted sessions and retained messages, loads the password
+// file and ACL (Options.LoadAuth), opens every configured listener, starts
+// $SYS and returns once listening.
+func (b *Broker) Start(ctx context.Context) error {
+	b.mu.Lock()
+	if b.started || b.closed {
+		b.mu.Unlock()
+		return errors.New("start broker: already started or shut down")
+	}
+	b.started = true
+	b.mu.Unlock()
+	if b.opts.LoadAuth != nil {
+		if err := b.Reload(); err != nil {
+			return err
+		}
+	}
+	if err := b.load(); err != nil {
+		return err
+	}
+	if b.cfg.AllowAnonymous == nil && !b.allLoopback() {
+		b.log.Info("anonymous clients refused: a listener is not on loopback and allow_anonymous is not set")
+	}
+	var ls []net.Listener
+	for _, lc := range b.cfg.Listeners {
+		l, err := listener.Listen(ctx, lc, b.log)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return fmt.Errorf("start broker: %w", err)
+		}
+		ls = append(ls, l)
+	}
+	for _, l := range ls {
+		b.log.Info("listening", "address", l.Addr().String())
+		if !b.trackListener(l) {
+			return ErrServerClosed
+		}
+		l := l
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			_ = b.serve(l)
+		}()
+	}
+	b.startSys()
+	b.startExpiry()
+	return nil
+}
+
+// Addrs returns the addresses of every listener serving, configured or
+// added with Serve.
+func (b *Broker) Addrs() []net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var as []net.Addr
+	for _, l := range b.listeners {
+		as = append(as, l.Addr())
+	}
+	return as
+}
+
+// Serve accepts connections on l until Shutdown; it always returns a
+// non-nil error, ErrServerClosed after Shutdown. Temporary accept errors
+// back off from 5ms to 1s, as net/http.
+func (b *Broker) Serve(l net.Listener) error {
+	if !b.trackListener(l) {
+		return ErrServerClosed
+	}
+	return b.serve(l)
+}
+
+func (b *Broker) trackListener(l net.Listener) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		l.Close()
+		return false
+	}
+	b.listeners = append(b.listeners, l)
+	return true
+}
+
+func (b *Broker) serve(l net.Listener) error {
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				if delay == 0 {
+					delay = 5 * time.Millisecond
+				} else if delay *= 2; delay > time.Second {
+					delay = time.Second
+				}
+				b.log.Error("accept failed; retrying", "listener", l.Addr().String(), "err", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+				case <-b.ctx.Done():
+					return ErrServerClosed
+				}
+				continue
+			}
+			b.log.Error("accept failed; listener stopped", "listener", l.Addr().String(), "err", err)
+			return fmt.Errorf("serve %s: %w", l.Addr(), err)
+		}
+		delay = 0
+		if !b.serveConn(nc) {
+			nc.Close()
+		}
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// serveConn starts the goroutines of one network connection; false if the
+// broker is closing.
+func (b *Broker) serveConn(nc net.Conn) bool {
+	c := newConn(b, nc)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	b.conns[c] = struct{}{}
+	b.wg.Add(2)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		c.writeLoop()
+	}()
+	go func() {
+		defer b.wg.Done()
+		c.readLoop()
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+	}()
+	return true
+}
+
+// Shutdown stops accepting, disconnects every client (v5 clients get
+// DISCONNECT 0x8B; wills are sent per the spec: a server shutting down is
+// not a clean DISCONNECT, so wills of connected clients are published),
+// flushes session state to the store and waits for every goroutine, or
+// until ctx is done.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	ls := b.listeners
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	b.cancel()
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, c := range conns {
+		c.shutdown()
+	}
+	// In-process sessions keep their state; delayed wills still pending
+	// are published now [MQTT-3.1.3-9: the will is sent when the session ends].
+	b.flushDelayedWills()
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		b.log.Info("broker stopped")
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		return fmt.Errorf("shutdown broker: %w", ctx.Err())
+	}
+}
+
+// Reload re-reads the password file and ACL through Options.LoadAuth. On
+// error the old ones stay in force and the error is returned.
+func (b *Broker) Reload() error {
+	if b.opts.LoadAuth == nil {
+		return nil
+	}
+	an, az, err := b.opts.LoadAuth(b.cfg)
+	if err != nil {
+		b.log.Error("reload auth failed; keeping the old password file and ACL", "err", err)
+		return fmt.Errorf("reload broker auth: %w", err)
+	}
+	b.authMu.Lock()
+	if an != nil {
+		b.authn = an
+	}
+	if az != nil {
+		b.authz = az
+	}
+	b.authMu.Unlock()
+	return nil
+}
+
+// AddTap registers a tap; every message accepted afterwards is offered to it.
+func (b *Broker) AddTap(t msg.Tap) {
+	b.tapMu.Lock()
+	b.taps = append(b.taps, t)
+	b.tapMu.Unlock()
+}
+
+func (b *Broker) auth() (Authenticator, Authorizer) {
+	b.authMu.RLock()
+	defer b.authMu.RUnlock()
+	return b.authn, b.authz
+}
+
+func (b *Broker) allowAnonymous() bool {
+	if b.cfg.AllowAnonymous != nil {
+		return *b.cfg.AllowAnonymous
+	}
+	return b.allLoopback()
+}
+
+// allLoopback reports whether every listener binds a loopback address
+// (Mosquitto 2.0's rule for allowing anonymous clients by default).
+func (b *Broker) allLoopback() bool {
+	for _, lc := range b.cfg.Listeners {
+		host, _, err := net.SplitHostPort(lc.Address)
+		if err != nil {
+			return false
+		}
+		if host == "localhost" {
+			continue
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Broker) newUID() uint64 { return uint64(b.nextUID.Add(1)) }
+
+// limitLogger logs refusals once per cause with counts instead of once per
+// client, at most every 10 seconds per cause.
+type limitLogger struct {
+	b    *Broker
+	mu   sync.Mutex
+	last map[string]time.Time
+	n    map[string]int
+}
+
+func (l *limitLogger) refuse(cause string, args ...any) {
+	l.mu.Lock()
+	if l.last == nil {
+		l.last = make(map[string]time.Time)
+		l.n = make(map[string]int)
+	}
+	l.n[cause]++
+	now := l.b.now()
+	if t, ok := l.last[cause]; ok && now.Sub(t) < 10*time.Second {
+		l.mu.Unlock()
+		return
+	}
+	n := l.n[cause]
+	l.n[cause] = 0
+	l.last[cause] = now
+	l.mu.Unlock()
+	l.b.log.Warn("connection refused: "+cause, append(args, "refused_since_last_log", n)...)
+}
+
+// counter is an atomic 64-bit counter, aligned on 32-bit platforms.
+type counter = atomic.Int64

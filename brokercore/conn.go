@@ -1,0 +1,525 @@
+package brokercore
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-iot/outpost/brokercore/msg"
+	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/brokercore/topic"
+)
+
+// conn is one network client: a read goroutine (readLoop, which handles
+// every inbound packet in order) and a write goroutine (writeLoop).
+type conn struct {
+	b     *Broker
+	nc    net.Conn
+	br    *bufio.Reader
+	addr  string
+	debug bool
+
+	// Set during CONNECT, read-only afterwards.
+	version   byte
+	clientID  string
+	username  string
+	keepAlive time.Duration
+	recvMax   int    // our Receive Maximum for the client's QoS 1/2 publishes
+	maxOut    uint32 // client's Maximum Packet Size (0 = no limit)
+	aliasMax  uint16 // client's Topic Alias Maximum (outbound aliases)
+	sess      *session
+
+	// Reader-goroutine state.
+	aliasIn    map[uint16]string
+	connected  bool
+	inflightIn atomic.Int32 // QoS 1/2 publishes received and not yet fully acknowledged
+
+	// Writer state: outMu guards out and outClosed.
+	outMu     sync.Mutex
+	out       []packet.Packet
+	outClosed bool
+	outSig    chan struct{}
+	aliasOut  map[string]uint16 // writer goroutine only
+
+	// ackMu guards acks: the acknowledgements of received publishes in
+	// receive order [MQTT-4.6.0-2], [MQTT-4.6.0-3].
+	ackMu sync.Mutex
+	acks  []*inAck
+
+	writerDone chan struct{}
+	hardStop   chan struct{}
+	stopOnce   sync.Once
+
+	reasonMu    sync.Mutex
+	reason      string // why the connection ended, for the log
+	cleanDisc   bool   // DISCONNECT 0x00 received (no will)
+	takenOver   bool
+	shuttingOff bool
+	detached    chan struct{} // closed when the session has been let go
+}
+
+// inAck is the acknowledgement of one received QoS 1/2 PUBLISH (or a
+// PUBCOMP), sent when ready and when every earlier one has been sent.
+type inAck struct {
+	ack     *packet.Ack
+	ready   bool
+	counted bool // decrements inflightIn when sent (PUBACK / PUBCOMP / failed PUBREC)
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	return &conn{
+		b:          b,
+		nc:         nc,
+		br:         bufio.NewReaderSize(nc, 4096),
+		addr:       nc.RemoteAddr().String(),
+		debug:      b.log.Enabled(b.ctx, slog.LevelDebug),
+		outSig:     make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		hardStop:   make(chan struct{}),
+		detached:   make(chan struct{}),
+		version:    packet.V311,
+	}
+}
+
+func (c *conn) setReason(r string) {
+	c.reasonMu.Lock()
+	if c.reason == "" {
+		c.reason = r
+	}
+	c.reasonMu.Unlock()
+}
+
+// shutdown is Broker.Shutdown's stop for this connection.
+func (c *conn) shutdown() {
+	c.reasonMu.Lock()
+	c.shuttingOff = true
+	c.reasonMu.Unlock()
+	c.setReason("server shutting down")
+	if c.version == packet.V5 && c.connected0() {
+		c.closeAfter(&packet.Disconnect{ReasonCode: packet.ServerShuttingDown})
+	} else {
+		c.closeAfter(nil)
+	}
+	// The reader is unblocked when the writer closes the socket.
+}
+
+func (c *conn) connected0() bool {
+	c.reasonMu.Lock()
+	defer c.reasonMu.Unlock()
+	return c.sess != nil
+}
+
+// fail ends the connection because of err: a v5 client gets a DISCONNECT
+// (or, before CONNACK, a CONNACK) with the reason code.
+func (c *conn) fail(code byte, why string) {
+	c.setReason(why)
+	if c.version == packet.V5 {
+		if c.connected {
+			c.closeAfter(&packet.Disconnect{ReasonCode: code, Props: packet.Properties{ReasonString: truncate(why, 100)}})
+		} else {
+			c.closeAfter(&packet.ConnAck{ReasonCode: code})
+		}
+		return
+	}
+	c.closeAfter(nil)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// readLoop runs the connection: CONNECT, then every packet in order,
+// then the cleanup (will, session detach) once the connection ends.
+func (c *conn) readLoop() {
+	defer c.finish()
+	if err := c.handshake(); err != nil {
+		c.setReason(err.Error())
+		return
+	}
+	maxIn := c.b.cfg.MaxPacketSize
+	for {
+		if c.keepAlive > 0 {
+			// [MQTT-3.1.2-22] one and a half times the keep alive.
+			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+		}
+		p, err := packet.ReadPacket(c.br, c.version, maxIn)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if !c.handle(p) {
+			return
+		}
+	}
+}
+
+func (c *conn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+		c.setReason("connection closed by client")
+		c.closeAfter(nil)
+	case errors.As(err, &ne) && ne.Timeout():
+		if !c.connected {
+			c.logRefusal("no CONNECT within connect_timeout", nil)
+			c.setReason("no CONNECT within connect_timeout")
+			c.closeAfter(nil)
+			return
+		}
+		c.fail(packet.KeepAliveTimeout, "exceeded timeout (keepalive)")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.setReason("connection closed inside a packet")
+		c.closeAfter(nil)
+	case errors.Is(err, packet.ErrMalformed) || errors.Is(err, packet.ErrProtocol) || errors.Is(err, packet.ErrPacketTooLarge) || errors.Is(err, packet.ErrUnsupportedProtocol):
+		c.b.log.Warn("bad packet from client; disconnecting", "client", c.clientID, "address", c.addr, "err", err)
+		c.b.stats.Dropped.Malformed.Add(1)
+		c.fail(packet.ReasonCode(err), err.Error())
+	default:
+		c.setReason("read failed: " + err.Error())
+		c.closeAfter(nil)
+	}
+}
+
+// handshake reads and answers CONNECT ([MQTT-3.1.0-1]: it must be first).
+func (c *conn) handshake() error {
+	b := c.b
+	c.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
+	raw, err := packet.ReadRaw(c.br, b.cfg.MaxPacketSize)
+	if err != nil {
+		if errors.Is(err, packet.ErrPacketTooLarge) {
+			b.log.Warn("CONNECT too large; disconnecting", "address", c.addr, "err", err)
+		}
+		c.readFailed(err)
+		return fmt.Errorf("read CONNECT: %w", err)
+	}
+	b.stats.BytesReceived.Add(int64(len(raw)))
+	p, _, err := packet.Decode(raw, packet.V5)
+	if err != nil {
+		if cp, ok := p.(*packet.Connect); ok && errors.Is(err, packet.ErrUnsupportedProtocol) {
+			// Answer in a form the client understands (3.1.1: 0x01, 5: 0x84).
+			if cp.ProtocolLevel == packet.V5 {
+				c.version = packet.V5
+				c.closeAfter(&packet.ConnAck{ReasonCode: packet.UnsupportedProtocolVersion})
+			} else {
+				c.version = packet.V311
+				c.closeAfter(&packet.ConnAck{ReasonCode: packet.V3UnacceptableProtocol})
+			}
+			b.log.Warn("CONNECT with unsupported protocol; disconnecting", "address", c.addr, "protocol", cp.ProtocolName, "level", cp.ProtocolLevel)
+			return err
+		}
+		if len(raw) > 0 && packet.Type(raw[0]>>4) != packet.CONNECT {
+			// [MQTT-3.1.0-1] the first packet must be CONNECT.
+			b.log.Warn("first packet is not CONNECT; disconnecting", "address", c.addr, "packet", packet.Type(raw[0]>>4).String())
+			c.closeAfter(nil)
+			return fmt.Errorf("first packet is %v, not CONNECT", packet.Type(raw[0]>>4))
+		}
+		if len(raw) > 8 && raw[8] == packet.V5 {
+			c.version = packet.V5
+		}
+		b.log.Warn("malformed CONNECT; disconnecting", "address", c.addr, "err", err)
+		b.stats.Dropped.Malformed.Add(1)
+		c.fail(packet.ReasonCode(err), err.Error())
+		return err
+	}
+	cp := p.(*packet.Connect)
+	c.version = cp.ProtocolLevel
+	return c.connect(cp)
+}
+
+// logRefusal logs a refused connection at Info, naming client and address.
+func (c *conn) logRefusal(why string, cp *packet.Connect) {
+	id := c.clientID
+	if cp != nil {
+		id = cp.ClientID
+	}
+	c.b.log.Info("client refused: "+why, "client", id, "address", c.addr)
+}
+
+// connect handles a decoded CONNECT (sections 3.1 and 3.2).
+func (c *conn) connect(cp *packet.Connect) error {
+	b := c.b
+	v5 := c.version == packet.V5
+	refuse := func(v3code, v5code byte, why string) error {
+		code := v3code
+		if v5 {
+			code = v5code
+		}
+		c.closeAfter(&packet.ConnAck{ReasonCode: code})
+		return errors.New(why)
+	}
+	if b.cfg.MaxConnections > 0 && int(b.stats.ClientsConnected.Load()) >= b.cfg.MaxConnections {
+		b.limitLog.refuse("max_connections reached", "max_connections", b.cfg.MaxConnections)
+		return refuse(packet.V3ServerUnavailable, packet.ServerBusy, "max_connections reached")
+	}
+	// Client identifier (3.1.3.1).
+	var assigned string
+	if cp.ClientID == "" {
+		switch {
+		case v5:
+			assigned = "auto-" + randomID()
+			cp.ClientID = assigned
+		case !cp.CleanStart || c.version == packet.V31:
+			// [MQTT-3.1.3-8] (3.1.1) a zero-byte id needs clean session;
+			// MQTT 3.1 requires an id of 1..23 bytes.
+			c.logRefusal("empty client id without clean session", cp)
+			return refuse(packet.V3IdentifierRejected, packet.ClientIdentifierNotValid, "empty client id without clean session")
+		default:
+			cp.ClientID = "auto-" + randomID()
+		}
+	}
+	c.clientID = cp.ClientID
+	// Authentication.
+	an, _ := b.auth()
+	if cp.UsernameFlag {
+		c.username = cp.Username
+	}
+	switch {
+	case !cp.UsernameFlag:
+		if !b.allowAnonymous() {
+			c.authDelay()
+			b.limitLog.refuse("anonymous client not allowed", "client", cp.ClientID, "address", c.addr)
+			return refuse(packet.V3NotAuthorized, packet.NotAuthorized, "anonymous client not allowed")
+		}
+	case an != nil:
+		if !an.Check(cp.Username, cp.Password) {
+			c.authDelay()
+			b.log.Info("client refused: bad username or password", "client", cp.ClientID, "address", c.addr, "username", cp.Username)
+			return refuse(packet.V3BadUsernameOrPassword, packet.BadUserNameOrPassword, "bad username or password")
+		}
+	}
+	// Keep alive (3.1.2.10); v5 Server Keep Alive when ours is lower.
+	ka := int(cp.KeepAlive)
+	var serverKA *uint16
+	if ka > b.cfg.MaxKeepalive || (ka == 0 && b.cfg.MaxKeepalive < 65535) {
+		ka = b.cfg.MaxKeepalive
+		if v5 {
+			k := uint16(ka)
+			serverKA = &k
+		}
+	}
+	c.keepAlive = time.Duration(ka) * time.Second
+	// Limits the client announces (3.1.2.11).
+	window := b.cfg.MaxInflight
+	if v5 {
+		if rm := cp.Props.ReceiveMaximum; rm != nil && int(*rm) < window {
+			window = int(*rm)
+		}
+		if mp := cp.Props.MaximumPacketSize; mp != nil {
+			c.maxOut = *mp
+		}
+		if ta := cp.Props.TopicAliasMaximum; ta != nil {
+			c.aliasMax = *ta
+		}
+	}
+	c.recvMax = b.cfg.MaxInflight
+	// Session expiry.
+	var expiry time.Duration
+	switch {
+	case v5 && cp.Props.SessionExpiry != nil:
+		expiry = time.Duration(*cp.Props.SessionExpiry) * time.Second
+	case !v5 && !cp.CleanStart:
+		expiry = neverExpire
+	}
+	// Will (3.1.2.5).
+	var will *msg.Message
+	var willDelay time.Duration
+	if cp.WillFlag {
+		if err := topic.ValidName(cp.WillTopic); err != nil {
+			c.logRefusal("invalid will topic", cp)
+			return refuse(packet.V3IdentifierRejected, packet.TopicNameInvalid, err.Error())
+		}
+		will = &msg.Message{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS, Retain: cp.WillRetain, ClientID: cp.ClientID}
+		if v5 {
+			messageFromProps(will, &cp.WillProps)
+			if cp.WillProps.WillDelay != nil {
+				willDelay = time.Duration(*cp.WillProps.WillDelay) * time.Second
+			}
+		}
+	}
+	opts := openOpts{
+		clientID: cp.ClientID, username: c.username, cleanStart: cp.CleanStart, expiry: expiry,
+		will: will, willDelay: willDelay, conn: c, window: window,
+	}
+	s, present := b.openSession(opts)
+	ack := &packet.ConnAck{SessionPresent: present}
+	if v5 {
+		ra := uint16(c.recvMax)
+		ack.Props.ReceiveMaximum = &ra
+		ack.Props.ServerKeepAlive = serverKA
+		ack.Props.AssignedClientID = assigned
+		tam := uint16(65535)
+		ack.Props.TopicAliasMaximum = &tam
+		if b.cfg.MaxPacketSize < packet.MaxRemainingLength {
+			mp := uint32(b.cfg.MaxPacketSize)
+			ack.Props.MaximumPacketSize = &mp
+		}
+	}
+	// The CONNACK goes first [MQTT-3.2.0-1]; then the session resumes.
+	c.send(ack)
+	c.reasonMu.Lock()
+	c.sess = s
+	c.reasonMu.Unlock()
+	c.connected = true
+	b.stats.clientConnected()
+	if c.debug {
+		b.log.Debug("New client connected", "address", c.addr, "client", c.clientID, "protocol", protoName(c.version),
+			"clean", cp.CleanStart, "keepalive", ka, "username", c.username)
+	}
+	b.resumeSession(s, c)
+	return nil
+}
+
+func protoName(v byte) string {
+	switch v {
+	case packet.V31:
+		return "MQTT v3.1"
+	case packet.V5:
+		return "MQTT v5"
+	}
+	return "MQTT v3.1.1"
+}
+
+// authDelay slows down password guessing: a refused client waits a
+// moment for its CONNACK.
+func (c *conn) authDelay() {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.b.ctx.Done():
+	}
+}
+
+func messageFromProps(m *msg.Message, pr *packet.Properties) {
+	if pr.PayloadFormat != nil {
+		m.PayloadFormat = *pr.PayloadFormat
+	}
+	if pr.MessageExpiry != nil {
+		m.MessageExpiry = time.Duration(*pr.MessageExpiry) * time.Second
+	}
+	m.ContentType = pr.ContentType
+	m.ResponseTopic = pr.ResponseTopic
+	m.CorrelationData = pr.CorrelationData
+	if len(pr.User) > 0 {
+		m.UserProperties = make([]msg.UserProperty, len(pr.User))
+		for i, u := range pr.User {
+			m.UserProperties[i] = msg.UserProperty{Key: u.Key, Value: u.Value}
+		}
+	}
+}
+
+// handle processes one packet after CONNECT; false ends the connection.
+func (c *conn) handle(p packet.Packet) bool {
+	b := c.b
+	switch p := p.(type) {
+	case *packet.Publish:
+		return c.handlePublish(p)
+	case *packet.Ack:
+		switch p.PacketType {
+		case packet.PUBACK, packet.PUBREC, packet.PUBCOMP:
+			if !c.sess.ackOut(p.PacketType, p.PacketID, p.ReasonCode) {
+				// Unknown id: ignored (a resend after reconnect may race an ack).
+				b.log.Debug("ack for unknown packet id ignored", "client", c.clientID, "packet", p.PacketType.String(), "mid", p.PacketID)
+			}
+		case packet.PUBREL:
+			c.handlePubrel(p)
+		}
+	case *packet.Subscribe:
+		c.handleSubscribe(p)
+	case *packet.Unsubscribe:
+		c.handleUnsubscribe(p)
+	case *packet.PingReq:
+		c.send(&packet.PingResp{})
+	case *packet.Disconnect:
+		return c.handleDisconnect(p)
+	case *packet.Connect:
+		// [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+		b.log.Warn("second CONNECT; disconnecting", "client", c.clientID, "address", c.addr)
+		c.fail(packet.ProtocolError, "second CONNECT [MQTT-3.1.0-2]")
+		return false
+	case *packet.Auth:
+		// Enhanced authentication is not offered; an AUTH is a protocol error [MQTT-3.15.0-?].
+		c.fail(packet.ProtocolError, "AUTH without an authentication method")
+		return false
+	default:
+		b.log.Warn("unexpected packet from client; disconnecting", "client", c.clientID, "address", c.addr, "packet", p.Type().String())
+		c.fail(packet.ProtocolError, "unexpected "+p.Type().String())
+		return false
+	}
+	return true
+}
+
+func (c *conn) handleDisconnect(p *packet.Disconnect) bool {
+	b := c.b
+	if c.version == packet.V5 {
+		if se := p.Props.SessionExpiry; se != nil {
+			s := c.sess
+			s.mu.Lock()
+			zero := s.expiry == 0
+			s.mu.Unlock()
+			if zero && *se != 0 {
+				// [MQTT-3.14.2-2]
+				c.fail(packet.ProtocolError, "session expiry set on DISCONNECT after 0 at CONNECT")
+				return false
+			}
+			b.setExpiry(s, time.Duration(*se)*time.Second)
+		}
+	}
+	c.reasonMu.Lock()
+	// [MQTT-3.14.4-3] no will on a normal DISCONNECT; v5 0x04 asks for it.
+	c.cleanDisc = p.ReasonCode != packet.DisconnectWithWill
+	c.reasonMu.Unlock()
+	c.setReason(fmt.Sprintf("client sent DISCONNECT (reason 0x%02x)", p.ReasonCode))
+	c.closeAfter(nil)
+	return false
+}
+
+// finish runs when the read loop ends: it waits for the writer, lets go
+// of the session (will, expiry) and logs the disconnect.
+func (c *conn) finish() {
+	b := c.b
+	c.closeAfter(nil)
+	// Give the writer a bounded time to flush a final packet.
+	select {
+	case <-c.writerDone:
+	case <-time.After(writeTimeout):
+		c.stopOnce.Do(func() { close(c.hardStop) })
+		<-c.writerDone
+	}
+	c.nc.Close()
+	defer close(c.detached)
+	if !c.connected {
+		return
+	}
+	b.stats.clientDisconnected()
+	c.reasonMu.Lock()
+	reason, clean, takenOver := c.reason, c.cleanDisc, c.takenOver
+	c.reasonMu.Unlock()
+	if takenOver {
+		reason = "session taken over"
+	}
+	if clean {
+		b.log.Debug("Client disconnected", "client", c.clientID, "address", c.addr)
+	} else {
+		b.log.Debug("Client disconnected", "client", c.clientID, "address", c.addr, "reason", reason)
+	}
+	b.detachSession(c.sess, c, !clean)
+}
+
+// setDeadlineNow unblocks the reader (used on takeover).
+func (c *conn) interrupt() {
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+func randomID() string { return strings.ToLower(rand.Text()) }
