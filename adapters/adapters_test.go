@@ -3,8 +3,8 @@ package adapters
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
