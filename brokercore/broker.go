@@ -120,6 +120,8 @@ type Broker struct {
 
 	stats   Stats
 	nextUID counter
+	// crashed (tests only, see crash) stops every store write, as kill -9 would.
+	crashed atomic.Bool
 }
 
 var (
@@ -447,3 +449,26 @@ func (l *limitLogger) refuse(cause string, args ...any) {
 
 // counter is an atomic 64-bit counter, aligned on 32-bit platforms.
 type counter = atomic.Int64
+
+// crash stops the broker as kill -9 would, for tests of recovery: from
+// now on nothing more is written to the store (no wills, no session
+// cleanup), then every connection and listener is closed.
+func (b *Broker) crash() {
+	b.crashed.Store(true)
+	b.mu.Lock()
+	b.closed = true
+	ls := b.listeners
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	b.cancel()
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, c := range conns {
+		c.nc.Close()
+	}
+	b.wg.Wait()
+}

@@ -85,7 +85,11 @@ func (b *Broker) route(m *msg.Message, pre []msg.Op, done func(error)) {
 		t.Append(*m, tr.one)
 	}
 	if len(ops) > 0 && b.store != nil {
-		b.store.Commit(ops, tr.one)
+		if b.crashed.Load() {
+			tr.one(msg.ErrClosed)
+		} else {
+			b.store.Commit(ops, tr.one)
+		}
 	}
 	if locked {
 		b.storeMu.Unlock()
@@ -172,7 +176,7 @@ func (t *tracker) one(err error) {
 // writes are logged: the in-memory state stays right, a restart may
 // resend a message (QoS 1 allows it).
 func (b *Broker) commitLocked(ops []msg.Op, done func(error)) {
-	if b.store == nil || len(ops) == 0 {
+	if b.store == nil || len(ops) == 0 || b.crashed.Load() {
 		if done != nil {
 			done(nil)
 		}

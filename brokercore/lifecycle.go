@@ -304,6 +304,9 @@ func (b *Broker) flushDelayedWills() {
 
 // publishWill publishes a will message, subject to the ACL like any publish.
 func (b *Broker) publishWill(s *session, will *msg.Message) {
+	if b.crashed.Load() {
+		return
+	}
 	m := *will
 	m.ClientID = s.id
 	m.Received = b.now()
