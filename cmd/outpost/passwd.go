@@ -130,6 +130,11 @@ func runPasswd(cmd *cobra.Command, o passwdOpts, args []string) error {
 		if password, err = askPassword(cmd.InOrStdin(), cmd.ErrOrStderr()); err != nil {
 			return fmt.Errorf("passwd: %w", err)
 		}
+		// main catches SIGINT, so a Ctrl-C while typing does not kill us; it
+		// cancels the context, and we must not write the file.
+		if ctx := cmd.Context(); ctx != nil && ctx.Err() != nil {
+			return errors.New("passwd: interrupted; file not changed")
+		}
 	}
 	if len(password) > 65535 {
 		return errors.New("passwd: password must be less than 65536 characters long")
