@@ -100,8 +100,9 @@ type Client struct {
 	dead     bool // goroutines gone: no new waiters
 	nextID   uint16
 	seq      uint64
-	inflight map[uint16]*Token
-	requests map[uint16]*request
+	inflight  map[uint16]*Token
+	unwritten map[*Token]struct{} // QoS 0 tokens queued for the writer
+	requests  map[uint16]*request
 	incoming map[uint16]bool
 	subs     []subscription
 	resumed  []*Token
@@ -163,6 +164,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		inflight:   make(map[uint16]*Token),
+		unwritten:  make(map[*Token]struct{}),
 		requests:   make(map[uint16]*request),
 		incoming:   make(map[uint16]bool),
 		inAliases:  make(map[uint16]string),
@@ -450,6 +452,11 @@ func (c *Client) exit() {
 	c.dead = true
 	toks := c.inflight
 	c.inflight = map[uint16]*Token{}
+	var qos0 []*Token
+	for t := range c.unwritten {
+		qos0 = append(qos0, t)
+	}
+	c.unwritten = nil
 	reqs := c.requests
 	c.requests = map[uint16]*request{}
 	lost := !c.closing
@@ -458,14 +465,17 @@ func (c *Client) exit() {
 	for _, t := range toks {
 		t.complete(0, err)
 	}
+	for _, t := range qos0 {
+		t.complete(0, err)
+	}
 	for _, r := range reqs {
 		close(r.done)
 	}
-	close(c.done)
 	c.log.Debug("connection ended", "err", cause)
 	if lost && c.cfg.OnConnectionLost != nil {
 		c.cfg.OnConnectionLost(cause)
 	}
+	close(c.done) // last: nothing of this client runs after Done
 }
 
 // send queues p for the writer; it fails only when the connection ends.
@@ -539,6 +549,13 @@ func (c *Client) writeLoop() {
 		c.conn.SetWriteDeadline(time.Now().Add(timeout))
 		_, err := c.conn.Write(buf)
 		last = time.Now()
+		if len(toks) > 0 {
+			c.mu.Lock()
+			for _, t := range toks {
+				delete(c.unwritten, t)
+			}
+			c.mu.Unlock()
+		}
 		for _, t := range toks {
 			t.complete(0, err)
 		}

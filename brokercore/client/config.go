@@ -78,7 +78,9 @@ type Config struct {
 	// Dial resends session state and returns.
 	OnConnect func(*packet.ConnAck)
 	// OnConnectionLost is called once, from the client's own goroutine,
-	// when the connection ends for any reason but Disconnect or Close.
+	// when the connection ends for any reason but Disconnect or Close,
+	// before Done is closed. It must not call this client's Close or
+	// Disconnect (they wait for Done); Dial a new one instead.
 	OnConnectionLost func(error)
 	// DialTimeout bounds dialing and the CONNECT/CONNACK exchange when the
 	// Dial ctx has no earlier deadline; 0 means 30 s.

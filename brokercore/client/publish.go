@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
 )
@@ -15,6 +16,7 @@ type Token struct {
 	id   uint16
 	qos  byte
 	rel  bool // QoS 2: PUBREC received, PUBREL sent
+	once sync.Once
 	done chan struct{}
 	err  error
 	code byte
@@ -24,14 +26,12 @@ func newToken(m *Message) *Token {
 	return &Token{msg: m, qos: m.QoS, done: make(chan struct{})}
 }
 
+// complete ends the token; only the first call counts.
 func (t *Token) complete(code byte, err error) {
-	select {
-	case <-t.done:
-		return
-	default:
-	}
-	t.code, t.err = code, err
-	close(t.done)
+	t.once.Do(func() {
+		t.code, t.err = code, err
+		close(t.done)
+	})
 }
 
 // Done is closed when the exchange has ended; Err then says how.
@@ -96,6 +96,7 @@ func (c *Client) PublishAsync(ctx context.Context, m *Message) (*Token, error) {
 	if err := c.checkPublish(m); err != nil {
 		return nil, err
 	}
+	var err error
 	props := m.Props
 	props.TopicAlias, props.SubscriptionIDs = nil, nil
 	p := &packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload, Props: props}
@@ -106,14 +107,27 @@ func (c *Client) PublishAsync(ctx context.Context, m *Message) (*Token, error) {
 		}
 	}
 	if m.QoS == 0 {
+		// Registered so that the end of the connection completes it even
+		// if it never reaches the writer.
+		c.mu.Lock()
+		if c.dead {
+			c.mu.Unlock()
+			return nil, c.lostErr()
+		}
+		c.unwritten[tok] = struct{}{}
+		c.mu.Unlock()
 		select {
 		case c.out <- writeReq{p: p, tok: tok}:
 			return tok, nil
 		case <-c.quit:
-			return nil, c.lostErr()
+			err = c.lostErr()
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			err = ctx.Err()
 		}
+		c.mu.Lock()
+		delete(c.unwritten, tok)
+		c.mu.Unlock()
+		return nil, err
 	}
 	select {
 	case c.slots <- struct{}{}:
@@ -427,6 +441,10 @@ func (c *Client) resume(ctx context.Context) error {
 			return ctx.Err()
 		}
 		c.mu.Lock()
+		if c.dead {
+			c.mu.Unlock()
+			return c.lostErr()
+		}
 		c.inflight[t.id] = t
 		c.resumed = append(c.resumed, t)
 		c.mu.Unlock()
