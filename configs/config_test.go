@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/outpost-iot/outpost/adapters"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -91,20 +93,39 @@ func roundTrip(t *testing.T, cfg Config) {
 	}
 }
 
-// normalize makes empty and nil maps and slices compare equal.
+// normalize makes empty and nil maps and slices compare equal, and numbers
+// in the free-form maps compare as float64: YAML writes 18.0 as 18.
 func normalize(c Config) Config {
+	c.Sensors = append([]adapters.SensorConfig(nil), c.Sensors...)
 	for i := range c.Sensors {
-		if len(c.Sensors[i].Simulate) == 0 {
-			c.Sensors[i].Simulate = nil
-		}
-		if len(c.Sensors[i].Options) == 0 {
-			c.Sensors[i].Options = nil
+		c.Sensors[i].Simulate = floats(c.Sensors[i].Simulate)
+		c.Sensors[i].Options = floats(c.Sensors[i].Options)
+		if len(c.Sensors[i].Deadband) == 0 {
+			c.Sensors[i].Deadband = nil
 		}
 	}
 	if len(c.MQTTSN.PredefinedTopics) == 0 {
 		c.MQTTSN.PredefinedTopics = nil
 	}
 	return c
+}
+
+func floats(m map[string]any) map[string]any {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch v := v.(type) {
+		case int:
+			out[k] = float64(v)
+		case map[string]any:
+			out[k] = floats(v)
+		default:
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // TestBadFiles loads every testdata/bad/*.yaml and compares the error text

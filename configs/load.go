@@ -3,6 +3,7 @@ package configs
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -48,10 +49,12 @@ func Load(path string, flags *pflag.FlagSet) (Config, error) {
 	v.SetConfigType("yaml")
 	src := sources{file: path, lines: map[string]int{}, env: map[string]string{}, flags: map[string]string{}}
 
+	// With no file the environment and flags are decoded over Default()
+	// itself (not a YAML copy of it), so the default sensors' values keep
+	// their Go types.
+	var cfg Config
 	if path == "" {
-		if err := v.MergeConfigMap(toMap(Default())); err != nil {
-			return Config{}, fmt.Errorf("load default config: %w", err)
-		}
+		cfg = Default()
 	} else {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -88,7 +91,6 @@ func Load(path string, flags *pflag.FlagSet) (Config, error) {
 	c := checker{errs: &errs, all: all}
 	clean := c.section("", reflect.TypeFor[Config](), v.AllSettings())
 
-	var cfg Config
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		Result:           &cfg,
 		TagName:          "mapstructure",
@@ -207,7 +209,7 @@ func checkEnviron(environ []string, all []leaf, byEnv map[string]leaf, errs *Err
 }
 
 func suggestEnv(name string, byEnv map[string]leaf) string {
-	best, bestD := "", 1<<31
+	best, bestD := "", math.MaxInt
 	for _, env := range sortedKeys(byEnv) {
 		if d := levenshtein(name, env); d < bestD {
 			best, bestD = env, d

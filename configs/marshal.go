@@ -36,19 +36,6 @@ func Marshal(cfg Config) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// toMap is cfg as the nested map viper merges.
-func toMap(cfg Config) map[string]any {
-	m := map[string]any{}
-	n, err := toNode(reflect.ValueOf(cfg), "")
-	if err != nil || n == nil {
-		return m
-	}
-	if err := n.Decode(&m); err != nil {
-		return map[string]any{}
-	}
-	return m
-}
-
 // toNode converts v to a YAML node, or nil when v is its zero value (and
 // so left out).
 func toNode(v reflect.Value, key string) (*yaml.Node, error) {

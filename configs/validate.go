@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/outpost-iot/outpost/adapters"
 )
 
 // Validate checks everything configs knows about cfg and returns every
@@ -27,6 +29,7 @@ func (cfg Config) Validate() error {
 	cfg.validateBroker(&es)
 	cfg.validateMQTTSN(&es)
 	cfg.validateSensors(&es)
+	cfg.validateSensorDrivers(&es)
 	cfg.validateUplink(&es)
 	cfg.validatePorts(&es)
 	cfg.validateComponents(&es)
@@ -147,17 +150,6 @@ func (cfg Config) validateSensors(es *Errors) {
 		if s.Driver == "" {
 			es.add(key+".driver", nil, "required (e.g. bme280, ds18b20, ina219, ads1115, mcp9808, gpio-counter)")
 		}
-		switch s.Bus.Type {
-		case "", "spi", "onewire", "gpio":
-		case "i2c":
-			// I2C-bus specification (NXP UM10204) section 3.1.12, table 4:
-			// 0x00-0x07 and 0x78-0x7F are reserved; 0 here means the driver's default.
-			if a := s.Bus.Address; a != 0 && (a < 0x08 || a > 0x77) {
-				es.add(key+".bus.address", fmt.Sprintf("0x%02x", a), "not a 7-bit I2C device address (0x08 to 0x77)")
-			}
-		default:
-			es.add(key+".bus.type", s.Bus.Type, "must be i2c, spi, onewire or gpio")
-		}
 		nonNegative(es, key+".interval", s.Interval)
 		if s.Topic != "" {
 			if err := checkTopicName(s.Topic); err != nil {
@@ -166,6 +158,81 @@ func (cfg Config) validateSensors(es *Errors) {
 		}
 		checkQoS(es, key+".qos", s.QoS)
 	}
+}
+
+// validateSensorDrivers adds what adapters.Validate finds (unknown
+// drivers, a bus the driver cannot use, addresses out of the chip's range,
+// two sensors on one bus address, bad options and simulate: keys) to the
+// checks above, leaving out what they already reported for that sensor.
+// Each sensor is validated alone first, so an error is tied to its index
+// even when two sensors share a name; then the whole list, for what only
+// the list shows (one bus address used twice).
+func (cfg Config) validateSensorDrivers(es *Errors) {
+	reported := map[string]bool{}
+	for _, e := range *es {
+		reported[e.Key] = true
+	}
+	add := func(i int, msg string) {
+		key := fmt.Sprintf("sensors[%d]", i)
+		// "qos 3: must be 0, 1 or 2" repeats sensors[i].qos reported above.
+		word, _, _ := strings.Cut(msg, " ")
+		if !reported[key+"."+word] {
+			*es = append(*es, &FieldError{Key: key, Reason: msg})
+		}
+	}
+	single := map[string]bool{}
+	for i, s := range cfg.Sensors {
+		for _, e := range joined(adapters.Validate([]adapters.SensorConfig{s})) {
+			single[e.Error()] = true
+			add(i, stripSensorLabel(e.Error(), s.Name, 0))
+		}
+	}
+	for _, e := range joined(adapters.Validate(cfg.Sensors)) {
+		if single[e.Error()] {
+			continue
+		}
+		i, msg := cfg.lastSensorNamed(e.Error())
+		if i < 0 {
+			*es = append(*es, &FieldError{Key: "sensors", Reason: msg})
+			continue
+		}
+		add(i, msg)
+	}
+}
+
+// joined splits an errors.Join error into its parts.
+func joined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// stripSensorLabel removes the `sensor "name": ` or `sensors[i]: ` label
+// adapters puts in front of its messages.
+func stripSensorLabel(msg, name string, i int) string {
+	if rest, ok := strings.CutPrefix(msg, fmt.Sprintf("sensor %q: ", name)); ok {
+		return rest
+	}
+	if rest, ok := strings.CutPrefix(msg, fmt.Sprintf("sensors[%d]: ", i)); ok {
+		return rest
+	}
+	return msg
+}
+
+// lastSensorNamed finds the sensor a list-wide adapters error names: the
+// last one of that name (the second of two is the one in conflict).
+func (cfg Config) lastSensorNamed(msg string) (int, string) {
+	for i := len(cfg.Sensors) - 1; i >= 0; i-- {
+		s := cfg.Sensors[i]
+		if rest := stripSensorLabel(msg, s.Name, i); rest != msg {
+			return i, rest
+		}
+	}
+	return -1, msg
 }
 
 func (cfg Config) validateUplink(es *Errors) {
@@ -290,16 +357,16 @@ func (cfg Config) validateComponents(es *Errors) {
 		if err == nil {
 			return
 		}
-		list := []error{err}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			list = j.Unwrap()
-		}
-		for _, e := range list {
+		for _, e := range joined(err) {
 			key, reason := splitKey(section, e.Error())
-			if !reported[key] {
-				reported[key] = true
-				*es = append(*es, &FieldError{Key: key, Reason: reason})
+			if reported[key] || key == section && reportedUnder(section, reported) {
+				// Already said, in configs' words; a message that names no
+				// key would most likely repeat one of configs' about the
+				// same entry.
+				continue
 			}
+			reported[key] = true
+			*es = append(*es, &FieldError{Key: key, Reason: reason})
 		}
 	}
 	run("broker", &cfg.Broker)
@@ -311,6 +378,15 @@ func (cfg Config) validateComponents(es *Errors) {
 		run(fmt.Sprintf("sensors[%d]", i), &cfg.Sensors[i])
 	}
 	run("uplink", &cfg.Uplink)
+}
+
+func reportedUnder(section string, reported map[string]bool) bool {
+	for k := range reported {
+		if strings.HasPrefix(k, section+".") || strings.HasPrefix(k, section+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // splitKey takes the key a component put at the start of its message
