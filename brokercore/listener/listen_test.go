@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,37 @@ func TestRateLimiterRefills(t *testing.T) {
 	}
 	if n != 10 {
 		t.Fatalf("rate 10/s burst %d, want 10", n)
+	}
+}
+
+// Close waits for every goroutine the listener started, including
+// handshakes in progress and connections nobody accepted.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	p := newTestPKI(t)
+	before := runtime.NumGoroutine()
+	var logs logBuf
+	l, err := listen(context.Background(), Config{Address: "127.0.0.1:0", WebSocket: true, TLS: tlsFiles(t, p.server, nil, false)}, logs.logger(), options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One client stalls before its handshake; one finishes it but is never
+	// accepted by a broker.
+	stalled, _ := net.Dial("tcp", l.Addr().String())
+	defer stalled.Close()
+	c, err := dialTLS(t, l.Addr().String(), &tls.Config{RootCAs: p.ca.pool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
