@@ -94,19 +94,19 @@ type Client struct {
 
 	pubMu sync.Mutex // orders PublishAsync: id, Store.Put, queueing
 
-	mu       sync.Mutex
-	err      error
-	closing  bool // Disconnect/Close: no OnConnectionLost
-	dead     bool // goroutines gone: no new waiters
-	nextID   uint16
-	seq      uint64
+	mu        sync.Mutex
+	err       error
+	closing   bool // Disconnect/Close: no OnConnectionLost
+	dead      bool // goroutines gone: no new waiters
+	nextID    uint16
+	seq       uint64
 	inflight  map[uint16]*Token
 	unwritten map[*Token]struct{} // QoS 0 tokens queued for the writer
 	requests  map[uint16]*request
-	incoming map[uint16]bool
-	subs     []subscription
-	resumed  []*Token
-	sizeBuf  []byte // guarded by pubMu
+	incoming  map[uint16]bool
+	subs      []subscription
+	resumed   []*Token
+	sizeBuf   []byte // guarded by pubMu
 
 	// Owned by the reader goroutine.
 	inAliases map[uint16]string
