@@ -31,7 +31,7 @@ type broker struct {
 }
 
 // freePort asks the kernel for a free loopback port.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,7 +44,7 @@ func freePort(t *testing.T) int {
 // startMosquitto runs mosquitto with one "listener <port> 127.0.0.1" per
 // entry of listeners (the entry's text follows its listener line; the
 // global settings come first) and stops it when the test ends.
-func startMosquitto(t *testing.T, global string, listeners ...string) *broker {
+func startMosquitto(t testing.TB, global string, listeners ...string) *broker {
 	t.Helper()
 	if _, err := os.Stat(mosquittoBin); err != nil {
 		t.Skipf("mosquitto not installed at %s (apt-get install -y mosquitto): %v", mosquittoBin, err)
