@@ -41,6 +41,8 @@ type DB struct {
 	bdb  *badger.DB
 	blog *badgerLogger
 
+	limits txnLimits
+
 	mu     sync.RWMutex // guards closed and every send on reqs (Close closes reqs under it)
 	closed bool
 	reqs   chan *request
@@ -141,6 +143,7 @@ func Open(dataDir string, opts Options) (*DB, error) {
 		path:       path,
 		bdb:        bdb,
 		blog:       blog,
+		limits:     newTxnLimits(bopts.MemTableSize, bopts.ValueThreshold),
 		reqs:       make(chan *request, 4096),
 		lanes:      make(map[string]*laneState),
 		writerDone: make(chan struct{}),
@@ -159,6 +162,11 @@ func Open(dataDir string, opts Options) (*DB, error) {
 	db.wg.Add(2)
 	go db.maintain(ctx)
 	go db.valueLogGC(ctx)
+	if opts.TrimInterval > 0 {
+		db.pageOutTables() // Open read every table to verify its checksum
+		db.wg.Add(1)
+		go db.trimTables(ctx)
+	}
 	log.Info("queue database open", "path", path, "profile", opts.MemoryProfile, "lanes", len(db.lanes),
 		"queued", db.totalDepth(), "bytes", db.total)
 	return db, nil

@@ -30,10 +30,10 @@ const (
 )
 
 // MaxRecordBytes is the largest record (queue record or msg.Op value) the
-// database takes. It keeps every value below Badger's ValueThreshold on
-// 64-bit builds, so every value lives in the write-ahead log whose sync
-// errors Badger returns (a value-log sync error is only logged by Badger;
-// see the package doc for how we catch those on 32-bit builds).
+// database takes. Values below Badger's ValueThreshold (128 KiB on 64-bit,
+// 1 KiB on 32-bit builds) live in the write-ahead log, whose sync errors
+// Badger returns; larger ones go to the value log, whose sync errors Badger
+// only logs: the logger adapter catches those (see badgerLogger).
 const MaxRecordBytes = 1<<20 - 64
 
 // Policy bounds the queue as a whole (all lanes together), like the
@@ -90,6 +90,9 @@ type Options struct {
 	// deletes since its last reclaim gets its key range dropped
 	// (Badger DropPrefix), which removes the tombstones at once. 0 = 50000.
 	ReclaimAfter int
+	// TrimInterval is how often the memory-mapped tables are paged out of
+	// the process (see trimTables). 0 = 2 seconds; negative = never.
+	TrimInterval time.Duration
 	// Now is the clock (record timestamps, MaxAge). nil = time.Now.
 	Now func() time.Time
 
@@ -131,6 +134,9 @@ func (o *Options) setDefaults() error {
 	if o.GCInterval <= 0 {
 		o.GCInterval = 10 * time.Minute
 	}
+	if o.TrimInterval == 0 {
+		o.TrimInterval = 2 * time.Second
+	}
 	if o.ReclaimAfter <= 0 {
 		o.ReclaimAfter = 50000
 	}
@@ -147,16 +153,17 @@ const is32bit = strconv.IntSize == 32
 // badgerOptions returns the Badger options for dir. The figures are
 // explained in the package doc; keep the two in step.
 func badgerOptions(dir string, profile string, log *badgerLogger) badger.Options {
-	memtable := int64(8 << 20)
-	blockCache := int64(8 << 20)
-	indexCache := int64(4 << 20)
+	memtable := int64(4 << 20)
+	blockCache := int64(4 << 20)
+	indexCache := int64(2 << 20)
+	threshold := int64(128 << 10) // at most 40% of Badger's per-transaction limit (15% of the memtable)
 	if profile == ProfileLarge {
-		memtable, blockCache, indexCache = 32<<20, 64<<20, 16<<20
+		memtable, blockCache, indexCache, threshold = 32<<20, 64<<20, 16<<20, 1<<20
 	}
 	o := badger.DefaultOptions(dir).
 		WithLogger(log).
-		// We fsync every batch ourselves through SyncWrites: Badger then syncs
-		// the write-ahead log inside every transaction commit and returns its error.
+		// Badger syncs the write-ahead log (and value log) inside every
+		// transaction commit: one transaction per batch, so one sync per batch.
 		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
 		WithMetricsEnabled(false).
@@ -184,8 +191,7 @@ func badgerOptions(dir string, profile string, log *badgerLogger) badger.Options
 		// Detect a corrupt table when the database opens, not later in a
 		// read: Open can then move the database aside instead of crash-looping.
 		WithChecksumVerificationMode(options.OnTableRead).
-		// Every value below MaxRecordBytes+header stays in the LSM and its WAL.
-		WithValueThreshold(1 << 20)
+		WithValueThreshold(threshold)
 	o.TableSizeMultiplier = 1
 	if is32bit {
 		// ristretto z.Allocator.Allocate stores uint64((bufIdx+1)<<32) with

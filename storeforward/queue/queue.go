@@ -264,7 +264,7 @@ func (db *DB) AckWith(lane string, seqs []uint64, through uint64, ops []msg.Op, 
 		done(fmt.Errorf("ack: %w", err))
 		return
 	}
-	if err := validOps(ops); err != nil {
+	if err := db.validOps(ops); err != nil {
 		done(fmt.Errorf("ack lane %q: %w", lane, err))
 		return
 	}
@@ -329,7 +329,7 @@ func (db *DB) TotalBytes() int64 {
 // batch, in contrast, are deleted again). Keys in the queue's namespace (q/, m/q/) and
 // values over MaxRecordBytes are refused.
 func (db *DB) Commit(ops []msg.Op, done func(error)) {
-	if err := validOps(ops); err != nil {
+	if err := db.validOps(ops); err != nil {
 		done(fmt.Errorf("commit: %w", err))
 		return
 	}
@@ -362,7 +362,7 @@ func (db *DB) Scan(prefix []byte, fn func(key, value []byte) error) error {
 
 var errQueueNamespace = errors.New("key is in the queue's namespace (q/, m/q/, m/schema)")
 
-func validOps(ops []msg.Op) error {
+func (db *DB) validOps(ops []msg.Op) error {
 	var size int
 	for _, op := range ops {
 		k := string(op.Key)
@@ -378,13 +378,13 @@ func validOps(ops []msg.Op) error {
 		case !op.Delete && len(op.Value) > MaxRecordBytes:
 			return fmt.Errorf("key %q: value of %d bytes exceeds the %d-byte limit", op.Key, len(op.Value), MaxRecordBytes)
 		}
-		size += len(op.Key) + len(op.Value)
+		size += db.limits.entrySize(op.Key, op.Value)
 	}
 	if len(ops) > maxTxnEntries {
 		return fmt.Errorf("%d ops: more than one transaction holds (%d)", len(ops), maxTxnEntries)
 	}
-	if size > maxTxnBytes {
-		return fmt.Errorf("%d ops of %d bytes: more than one transaction holds (%d bytes)", len(ops), size, maxTxnBytes)
+	if size > db.limits.max {
+		return fmt.Errorf("%d ops of about %d bytes: more than one transaction holds (%d bytes)", len(ops), size, db.limits.max)
 	}
 	return nil
 }

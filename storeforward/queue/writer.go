@@ -25,12 +25,9 @@ import (
 const (
 	maxBatchReqs   = 4096    // requests per batch
 	maxBatchBytes  = 4 << 20 // request bytes per batch
-	softTxnBytes   = 512 << 10
 	softTxnEntries = 2000
-	fullTxnBytes   = 900 << 10 // rotate before deleting more once past this
-	fullTxnEntries = 3000
-	maxTxnBytes    = 1<<20 + 64<<10 // one request never exceeds this (validOps, MaxRecordBytes)
-	maxTxnEntries  = 4000
+	fullTxnEntries = 3000 // rotate before deleting more once past this
+	maxTxnEntries  = 4000 // one request never has more (validOps)
 	maintainChunk  = 20000 // records dropped by age per maintenance request
 	gapProbe       = 64    // Gets before a head search falls back to an iterator
 )
@@ -57,10 +54,34 @@ type request struct {
 	more bool  // kindMaintain: more aged records remain
 }
 
-func (r *request) size() int {
-	n := len(r.value) + len(r.lane) + 8*len(r.seqs)
+// txnLimits are derived from Badger's own: a transaction may hold 15% of
+// the memtable in estimated bytes (and that over 96 in entries).
+type txnLimits struct {
+	soft, full, max int // bytes: start a new transaction before a request / before more deletes / refuse a request
+	threshold       int // Badger's ValueThreshold: larger values go to the value log
+}
+
+func newTxnLimits(memTableSize, valueThreshold int64) txnLimits {
+	batch := int(memTableSize * 15 / 100)
+	return txnLimits{soft: batch * 2 / 5, full: batch * 3 / 5, max: batch * 7 / 10, threshold: int(valueThreshold)}
+}
+
+// entrySize estimates what an entry counts against Badger's transaction
+// limit (values at or over the threshold count as a 12-byte pointer).
+func (l txnLimits) entrySize(key, value []byte) int {
+	if len(value) >= l.threshold {
+		return len(key) + 12 + 16
+	}
+	return len(key) + len(value) + 16
+}
+
+func (l txnLimits) size(r *request) int {
+	n := 32 + len(r.lane) + 24*len(r.seqs)
+	if r.value != nil {
+		n += l.entrySize(recordKey(r.lane, 0), r.value)
+	}
 	for _, op := range r.ops {
-		n += len(op.Key) + len(op.Value) + 2
+		n += l.entrySize(op.Key, op.Value)
 	}
 	return n
 }
@@ -78,7 +99,7 @@ func (db *DB) writer() {
 			h.beforeBatch()
 		}
 		batch := []*request{r}
-		size := r.size()
+		size := len(r.value) + db.limits.size(r)
 	collect:
 		for len(batch) < maxBatchReqs && size < maxBatchBytes {
 			select {
@@ -87,7 +108,7 @@ func (db *DB) writer() {
 					break collect
 				}
 				batch = append(batch, r2)
-				size += r2.size()
+				size += len(r2.value) + db.limits.size(r2)
 			default:
 				break collect
 			}
@@ -108,14 +129,16 @@ type txnState struct {
 	cur      *request   // the request being applied (stays a member after a rotation)
 	appended [][]byte   // record keys appended (deleted again if the commit fails)
 
-	appends, commits, acked, droppedFull, droppedAge int64
+	appends, commits, acked, droppedFull, droppedAge, reclaims int64
 }
 
 func (db *DB) newTxn() *txnState {
 	return &txnState{txn: db.bdb.NewTransaction(true), lanes: make(map[string]*laneState), total: db.total}
 }
 
-func (b *txnState) nearFull() bool { return b.entries >= fullTxnEntries || b.bytes >= fullTxnBytes }
+func (db *DB) nearFull(b *txnState) bool {
+	return b.entries >= fullTxnEntries || b.bytes >= db.limits.full
+}
 
 // peek returns the lane's state as this transaction sees it, read-only; nil if unknown.
 func (db *DB) peek(b *txnState, name string) *laneState {
@@ -148,7 +171,7 @@ func (db *DB) set(b *txnState, key, value []byte) error {
 		return db.abort(b, fmt.Errorf("set %q: %w", key, err))
 	}
 	b.entries++
-	b.bytes += len(key) + len(value) + 12
+	b.bytes += db.limits.entrySize(key, value)
 	return nil
 }
 
@@ -157,7 +180,7 @@ func (db *DB) del(b *txnState, key []byte) error {
 		return db.abort(b, fmt.Errorf("delete %q: %w", key, err))
 	}
 	b.entries++
-	b.bytes += len(key) + 12
+	b.bytes += db.limits.entrySize(key, nil)
 	return nil
 }
 
@@ -170,7 +193,7 @@ func (db *DB) runBatch(reqs []*request) {
 	diskErr := db.checkDisk()
 	b := db.newTxn()
 	for _, r := range reqs {
-		if b.entries > 0 && (b.bytes+r.size() > softTxnBytes || b.entries+r.entries() > softTxnEntries) {
+		if b.entries > 0 && (b.bytes+db.limits.size(r) > db.limits.soft || b.entries+r.entries() > softTxnEntries) {
 			db.finish(b)
 		}
 		b.cur = r
@@ -240,6 +263,7 @@ func (db *DB) finish(b *txnState) error {
 	db.m.acked.Add(b.acked)
 	db.m.droppedFull.Add(b.droppedFull)
 	db.m.droppedAge.Add(b.droppedAge)
+	db.m.reclaims.Add(b.reclaims)
 	db.reset(b)
 	return nil
 }
@@ -431,7 +455,7 @@ func (db *DB) oldestLane(b *txnState) string {
 
 // dropHead deletes the head record of a non-empty lane, counting it in *counter.
 func (db *DB) dropHead(b *txnState, name string, counter *int64) error {
-	if b.nearFull() {
+	if db.nearFull(b) {
 		if err := db.finish(b); err != nil {
 			return err
 		}
@@ -527,7 +551,7 @@ func (db *DB) ackOne(b *txnState, name string, seq uint64) error {
 	if l := db.peek(b, name); l == nil || seq < l.head || seq >= l.next {
 		return nil
 	}
-	if b.nearFull() {
+	if db.nearFull(b) {
 		if err := db.finish(b); err != nil {
 			return err
 		}
@@ -568,7 +592,7 @@ func (db *DB) ackThrough(b *txnState, name string, through uint64) error {
 		if l == nil || l.count == 0 || l.head > through {
 			return nil
 		}
-		if b.nearFull() {
+		if db.nearFull(b) {
 			if err := db.finish(b); err != nil {
 				return err
 			}
@@ -673,7 +697,7 @@ func (db *DB) applyMaintain(b *txnState, r *request, now int64) error {
 		l = db.lane(b, name, false)
 		db.log.Info("reclaimed emptied lane", "lane", name, "deletes", l.deletes)
 		l.deletes = 0
-		db.m.reclaims.Add(1)
+		b.reclaims++
 	}
 	return nil
 }
