@@ -63,10 +63,10 @@ type DB struct {
 
 // counters are the DB-wide figures Metrics reports.
 type counters struct {
-	batches, txns, appends, commits, acked         atomic.Int64
-	syncErrors, rejectedFull, rejectedDisk         atomic.Int64
-	droppedFull, droppedAge, reclaims, gcRewrites  atomic.Int64
-	maxBatchReqs                                   atomic.Int64
+	batches, txns, appends, commits, acked        atomic.Int64
+	syncErrors, rejectedFull, rejectedDisk        atomic.Int64
+	droppedFull, droppedAge, reclaims, gcRewrites atomic.Int64
+	maxBatchReqs                                  atomic.Int64
 }
 
 // Metrics is a snapshot of DB-wide counters since Open.

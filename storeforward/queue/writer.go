@@ -26,8 +26,8 @@ const (
 	maxBatchReqs   = 4096    // requests per batch
 	maxBatchBytes  = 4 << 20 // request bytes per batch
 	softTxnEntries = 2000
-	fullTxnEntries = 3000 // rotate before deleting more once past this
-	maxTxnEntries  = 4000 // one request never has more (validOps)
+	fullTxnEntries = 3000  // rotate before deleting more once past this
+	maxTxnEntries  = 4000  // one request never has more (validOps)
 	maintainChunk  = 20000 // records dropped by age per maintenance request
 	gapProbe       = 64    // Gets before a head search falls back to an iterator
 )
