@@ -232,7 +232,13 @@ func (c *conn) handshake() error {
 		c.fail(packet.ReasonCode(err), err.Error())
 		return err
 	}
-	cp := p.(*packet.Connect)
+	cp, ok := p.(*packet.Connect)
+	if !ok {
+		// [MQTT-3.1.0-1] the first packet must be CONNECT.
+		b.log.Warn("first packet is not CONNECT; disconnecting", "address", c.addr, "packet", p.Type().String())
+		c.closeAfter(nil)
+		return fmt.Errorf("first packet is %v, not CONNECT", p.Type())
+	}
 	c.version = cp.ProtocolLevel
 	return c.connect(cp)
 }
