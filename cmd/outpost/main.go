@@ -60,6 +60,7 @@ embedded default: the broker on 127.0.0.1:1883, the MQTT-SN gateway on UDP
 		newPasswdCmd(),
 		newPubCmd(),
 		newSubCmd(),
+		newSensorsCmd(),
 		newVersionCmd(),
 	)
 	return root
