@@ -258,6 +258,12 @@ func TestPackageArm64(t *testing.T) {
 		!regexp.MustCompile(`^[0-9][0-9A-Za-z.+~]*$`).MatchString(fields["Version"]) {
 		t.Errorf("control fields: %q", fields)
 	}
+	// With no tag, package.sh derives 0.0.0~git<commits>.g<hash>; a bare
+	// hash must never become the version, even one starting with a digit.
+	if err := exec.Command("git", "describe", "--tags", "--abbrev=0").Run(); err != nil &&
+		!regexp.MustCompile(`^0\.0\.0~git[0-9]+\.g([0-9a-f]+|dev)(\.dirty)?$`).MatchString(fields["Version"]) {
+		t.Errorf("untagged tree: Version %q, want 0.0.0~git<commits>.g<hash>", fields["Version"])
+	}
 	if !strings.Contains(deb, "_"+fields["Version"]+"_") {
 		t.Errorf("file name %s does not carry Version %s", deb, fields["Version"])
 	}

@@ -27,9 +27,10 @@ version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 dirty=""
 v=$version
 if [[ $v == *-dirty ]]; then dirty=.dirty; v=${v%-dirty}; fi
-if [[ $v =~ ^v?([0-9][0-9A-Za-z.~+]*)-([0-9]+)-g([0-9a-f]+)$ ]]; then
+# A bare hash can start with a digit too, so ask git whether a tag exists.
+if git describe --tags --abbrev=0 >/dev/null 2>&1 && [[ $v =~ ^v?([0-9][0-9A-Za-z.~+]*)-([0-9]+)-g([0-9a-f]+)$ ]]; then
 	debversion="${BASH_REMATCH[1]}+${BASH_REMATCH[2]}.g${BASH_REMATCH[3]}${dirty}"
-elif [[ $v =~ ^v?([0-9][0-9A-Za-z.~+]*)$ ]]; then
+elif git describe --tags --abbrev=0 >/dev/null 2>&1 && [[ $v =~ ^v?([0-9][0-9A-Za-z.~+]*)$ ]]; then
 	debversion="${BASH_REMATCH[1]}${dirty:++dirty}"
 else
 	commits=$(git rev-list --count HEAD 2>/dev/null || echo 0)
