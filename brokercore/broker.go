@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/outpost-iot/outpost/brokercore/auth"
 	"github.com/outpost-iot/outpost/brokercore/listener"
 	"github.com/outpost-iot/outpost/brokercore/msg"
 	"github.com/outpost-iot/outpost/brokercore/topic"
@@ -37,18 +38,16 @@ type Authenticator interface {
 	Check(username string, password []byte) bool
 }
 
-// Access is the right an Authorizer is asked about; its values are those
-// of auth.Access (Read = 1, Write = 2).
-type Access = int
+// Access is the right an Authorizer is asked about (auth.Read, auth.Write).
+type Access = auth.Access
 
 // Access rights.
 const (
-	AccessRead  Access = 1
-	AccessWrite Access = 2
+	AccessRead  = auth.Read
+	AccessWrite = auth.Write
 )
 
-// Authorizer is an ACL (auth.ACL implements it through AuthorizerFunc-free
-// adaptation: its Allow takes auth.Access, so hub wraps it with ACLAdapter).
+// Authorizer is an ACL; *auth.ACL implements it.
 type Authorizer interface {
 	// Allow reports whether the client may read (receive) or write
 	// (publish) topic. username "" is an anonymous client.
@@ -57,22 +56,24 @@ type Authorizer interface {
 	CanSubscribe(clientID, username, filter string) bool
 }
 
+var (
+	_ Authenticator = (*auth.Passwords)(nil)
+	_ Authorizer    = (*auth.ACL)(nil)
+)
+
 // Options are what the hub hands the broker besides its Config.
 type Options struct {
 	Logger  *slog.Logger     // nil: discard
 	Store   msg.Store        // nil: sessions and retained messages in memory only
 	Version string           // for $SYS/broker/version
 	Now     func() time.Time // nil: time.Now
-	// Authenticator checks passwords; nil: Config.PasswordFile is loaded
-	// by Reload through LoadAuth, or, without one, every client with a
-	// username is accepted.
+	// Authenticator checks passwords. nil: the Config.PasswordFile is
+	// loaded (and reloaded by Reload); without one a client giving a
+	// username is treated as anonymous.
 	Authenticator Authenticator
-	// Authorizer is the ACL; nil: everything is allowed.
+	// Authorizer is the ACL. nil: Config.ACLFile is loaded (and reloaded
+	// by Reload); without one everything is allowed.
 	Authorizer Authorizer
-	// LoadAuth, if set, is called by Start and Reload to (re)read the
-	// password file and ACL named in Config; a nil result keeps the
-	// corresponding Options field. On error Reload keeps the old ones.
-	LoadAuth func(cfg Config) (Authenticator, Authorizer, error)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -175,10 +176,8 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	b.started = true
 	b.mu.Unlock()
-	if b.opts.LoadAuth != nil {
-		if err := b.Reload(); err != nil {
-			return err
-		}
+	if err := b.Reload(); err != nil {
+		return fmt.Errorf("start broker: %w", err)
 	}
 	if err := b.load(); err != nil {
 		return err
@@ -356,16 +355,27 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Reload re-reads the password file and ACL through Options.LoadAuth. On
-// error the old ones stay in force and the error is returned.
+// Reload re-reads the password file and ACL named in Config (those
+// given in Options stay). On error the old ones stay in force and the
+// error is returned, naming the file and line.
 func (b *Broker) Reload() error {
-	if b.opts.LoadAuth == nil {
-		return nil
+	var an Authenticator
+	var az Authorizer
+	if b.cfg.PasswordFile != "" && b.opts.Authenticator == nil {
+		p, err := auth.LoadPasswords(b.cfg.PasswordFile)
+		if err != nil {
+			b.log.Error("reload failed; keeping the old password file and ACL", "err", err)
+			return fmt.Errorf("reload broker password file: %w", err)
+		}
+		an = p
 	}
-	an, az, err := b.opts.LoadAuth(b.cfg)
-	if err != nil {
-		b.log.Error("reload auth failed; keeping the old password file and ACL", "err", err)
-		return fmt.Errorf("reload broker auth: %w", err)
+	if b.cfg.ACLFile != "" && b.opts.Authorizer == nil {
+		a, err := auth.LoadACL(b.cfg.ACLFile)
+		if err != nil {
+			b.log.Error("reload failed; keeping the old password file and ACL", "err", err)
+			return fmt.Errorf("reload broker acl file: %w", err)
+		}
+		az = a
 	}
 	b.authMu.Lock()
 	if an != nil {
@@ -375,6 +385,9 @@ func (b *Broker) Reload() error {
 		b.authz = az
 	}
 	b.authMu.Unlock()
+	if an != nil || az != nil {
+		b.log.Info("password file and ACL loaded", "password_file", b.cfg.PasswordFile, "acl_file", b.cfg.ACLFile)
+	}
 	return nil
 }
 

@@ -291,7 +291,8 @@ func (c *conn) connect(cp *packet.Connect) error {
 		c.username = cp.Username
 	}
 	switch {
-	case !cp.UsernameFlag:
+	case !cp.UsernameFlag || an == nil:
+		// Without a password file a username proves nothing: anonymous.
 		if !b.allowAnonymous() {
 			c.authDelay()
 			b.limitLog.refuse("anonymous client not allowed", "client", cp.ClientID, "address", c.addr)
@@ -301,7 +302,7 @@ func (c *conn) connect(cp *packet.Connect) error {
 		if !an.Check(cp.Username, cp.Password) {
 			c.authDelay()
 			b.log.Info("client refused: bad username or password", "client", cp.ClientID, "address", c.addr, "username", cp.Username)
-			return refuse(packet.V3BadUsernameOrPassword, packet.BadUserNameOrPassword, "bad username or password")
+			return refuse(packet.V3NotAuthorized, packet.BadUserNameOrPassword, "bad username or password")
 		}
 	}
 	// Keep alive (3.1.2.10); v5 Server Keep Alive when ours is lower.
@@ -399,7 +400,7 @@ func protoName(v byte) string {
 // authDelay slows down password guessing: a refused client waits a
 // moment for its CONNACK.
 func (c *conn) authDelay() {
-	t := time.NewTimer(time.Second)
+	t := time.NewTimer(authFailDelay)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -529,3 +530,6 @@ func (c *conn) interrupt() {
 }
 
 func randomID() string { return strings.ToLower(rand.Text()) }
+
+// authFailDelay is how long a refused client waits for its CONNACK.
+const authFailDelay = 500 * time.Millisecond

@@ -30,7 +30,7 @@ func v3client(t *testing.T, addr, id string, clean bool, configure ...func(*paho
 
 func wait(t *testing.T, tok paho.Token, what string) {
 	t.Helper()
-	if !tok.WaitTimeout(5*time.Second) {
+	if !tok.WaitTimeout(5 * time.Second) {
 		t.Fatalf("%s: timed out", what)
 	}
 	if err := tok.Error(); err != nil {
