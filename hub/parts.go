@@ -8,7 +8,6 @@ import (
 
 	"github.com/outpost-iot/outpost/adapters"
 	"github.com/outpost-iot/outpost/brokercore"
-	"github.com/outpost-iot/outpost/brokercore/auth"
 	"github.com/outpost-iot/outpost/snbridge"
 	"github.com/outpost-iot/outpost/storeforward/queue"
 )
@@ -42,10 +41,9 @@ func (h *Hub) startDB(ctx context.Context) (func(context.Context) error, error) 
 
 func (h *Hub) startBroker(ctx context.Context) (func(context.Context) error, error) {
 	b, err := brokercore.New(h.cfg.Broker, brokercore.Options{
-		Logger:   h.log,
-		Store:    h.db,
-		Version:  h.opts.Version,
-		LoadAuth: loadAuth,
+		Logger:  h.log,
+		Store:   h.db,
+		Version: h.opts.Version,
 	})
 	if err != nil {
 		return nil, err
@@ -77,37 +75,4 @@ func (h *Hub) startSensors(ctx context.Context) (func(context.Context) error, er
 	}
 	h.sensors = a
 	return h.runPart("sensors", a.Run), nil
-}
-
-// loadAuth reads the password file and ACL named in the broker config
-// (brokercore calls it at start and on SIGHUP).
-func loadAuth(cfg brokercore.Config) (brokercore.Authenticator, brokercore.Authorizer, error) {
-	var an brokercore.Authenticator
-	var az brokercore.Authorizer
-	if cfg.PasswordFile != "" {
-		p, err := auth.LoadPasswords(cfg.PasswordFile)
-		if err != nil {
-			return nil, nil, err
-		}
-		an = p
-	}
-	if cfg.ACLFile != "" {
-		a, err := auth.LoadACL(cfg.ACLFile)
-		if err != nil {
-			return nil, nil, err
-		}
-		az = aclAdapter{a}
-	}
-	return an, az, nil
-}
-
-// aclAdapter gives an auth.ACL the broker's Authorizer method set.
-type aclAdapter struct{ acl *auth.ACL }
-
-func (a aclAdapter) Allow(clientID, username, topic string, access brokercore.Access) bool {
-	return a.acl.Allow(clientID, username, topic, auth.Access(access))
-}
-
-func (a aclAdapter) CanSubscribe(clientID, username, filter string) bool {
-	return a.acl.CanSubscribe(clientID, username, filter)
 }
