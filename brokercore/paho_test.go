@@ -9,6 +9,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/outpost-iot/outpost/brokercore/brokertest"
+	"github.com/outpost-iot/outpost/brokercore/msg"
 )
 
 // v3client connects a paho.mqtt.golang (MQTT 3.1.1) client.
@@ -87,4 +88,8 @@ func TestPaho311PublishSubscribeAllQoS(t *testing.T) {
 		}
 		next[m.Qos()]++
 	}
+}
+
+func msgOf(topic, payload string) msg.Message {
+	return msg.Message{Topic: topic, QoS: 1, Payload: []byte(payload)}
 }

@@ -92,3 +92,10 @@ func (b *Broker) sendRetained(s *session, filter string, o subOpts) {
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
 }
+
+// HasSubscribers reports whether any subscription matches topic name.
+func (b *Broker) HasSubscribers(name string) bool {
+	b.subMu.RLock()
+	defer b.subMu.RUnlock()
+	return b.subs.HasSubscribers(name)
+}
