@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -96,6 +97,11 @@ func New(cfgs []SensorConfig, pub msg.Publisher, opts Options) (*Adapters, error
 	}
 	if opts.Clock == nil {
 		opts.Clock = sim.RealClock{}
+	}
+	if opts.StateDir != "" {
+		if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
+			return nil, fmt.Errorf("sensor state directory: %w", err)
+		}
 	}
 	if opts.RetryMin <= 0 {
 		opts.RetryMin = time.Second

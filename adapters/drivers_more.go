@@ -5,8 +5,10 @@ import (
 
 	"github.com/outpost-iot/outpost/adapters/ads1115"
 	"github.com/outpost-iot/outpost/adapters/aht20"
+	"github.com/outpost-iot/outpost/adapters/hx711"
 	"github.com/outpost-iot/outpost/adapters/ina219"
 	"github.com/outpost-iot/outpost/adapters/mcp9808"
+	"github.com/outpost-iot/outpost/adapters/scd4x"
 	"github.com/outpost-iot/outpost/adapters/sim"
 )
 
@@ -26,6 +28,12 @@ func moreDrivers() []driver {
 		{name: "aht20", buses: []string{"i2c"}, addrs: [2]uint16{0x38, 0x38}, defAddr: 0x38,
 			check: checker(aht20.Parse), open: opener(aht20.Open), simulate: []string{"temperature", "humidity"},
 			doc: "Aosong AHT20 humidity, temperature"},
+		{name: "scd4x", buses: []string{"i2c"}, addrs: [2]uint16{0x62, 0x62}, defAddr: 0x62,
+			check: checker(scd4x.Parse), open: opener(scd4x.Open), simulate: []string{"co2", "temperature", "humidity"},
+			doc: "Sensirion SCD40/SCD41 CO2, temperature, humidity"},
+		{name: "hx711", buses: []string{"gpio"},
+			check: checker(hx711.Parse), open: opener(hx711.Open), simulate: []string{"weight"},
+			doc: "Avia HX711 load cell (tank weight) on two GPIO pins"},
 	}
 }
 
@@ -75,6 +83,17 @@ func attachMore(w *sim.World, d driver, c SensorConfig, signals map[string]sim.S
 		m = sim.NewMCP9808(w.Now, c.Name, signals)
 	case "aht20":
 		m = sim.NewAHT20(w.Now, c.Name, signals)
+	case "scd4x":
+		m = sim.NewSCD4x(w.Now, c.Name, signals)
+	case "hx711":
+		cfg, err := hx711.Parse(c.Options)
+		if err != nil {
+			return nil, err
+		}
+		x := sim.NewHX711(w.Now, c.Name, signals, cfg.ClockPin, c.Bus.Name, cfg.Tare, cfg.Scale)
+		w.AttachPin(x.Clk)
+		w.AttachPin(x.Data)
+		return x, nil
 	default:
 		return nil, fmt.Errorf("no chip model for driver %s", d.name)
 	}

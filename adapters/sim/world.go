@@ -34,7 +34,7 @@ type World struct {
 	i2c  map[string]*I2CBus
 	spi  map[string]*SPIPort
 	ow   map[string]*OneWireBus
-	pins map[string]*Pin
+	pins map[string]gpio.PinIO
 }
 
 // NewWorld returns an empty world whose chip models read time from now.
@@ -43,7 +43,7 @@ func NewWorld(now func() time.Time) *World {
 		now = time.Now
 	}
 	return &World{now: now, i2c: map[string]*I2CBus{}, spi: map[string]*SPIPort{},
-		ow: map[string]*OneWireBus{}, pins: map[string]*Pin{}}
+		ow: map[string]*OneWireBus{}, pins: map[string]gpio.PinIO{}}
 }
 
 // Now is the world's clock.
@@ -117,14 +117,22 @@ func (w *World) AddPin(name string) *Pin {
 	name = Name("gpio", name)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p, ok := w.pins[name]
-	if !ok {
-		var n int
-		fmt.Sscanf(strings.TrimPrefix(name, Prefix+"GPIO"), "%d", &n)
-		p = NewPin(name, n)
-		w.pins[name] = p
+	if p, ok := w.pins[name].(*Pin); ok {
+		return p
 	}
+	var n int
+	fmt.Sscanf(strings.TrimPrefix(name, Prefix+"GPIO"), "%d", &n)
+	p := NewPin(name, n)
+	w.pins[name] = p
 	return p
+}
+
+// AttachPin puts a chip-driven pin (an HX711's DOUT) in the world under its
+// name, replacing what was there.
+func (w *World) AttachPin(p gpio.PinIO) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pins[p.Name()] = p
 }
 
 // I2C implements sensor.Buses.
