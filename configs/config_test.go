@@ -161,6 +161,18 @@ func TestUnknownKeyMessage(t *testing.T) {
 	}
 }
 
+// TestUnknownDriver: the driver list grows, so this checks the start of
+// the message rather than a golden list of drivers.
+func TestUnknownDriver(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, "sensors:\n  - name: mast\n    driver: bme28\n    bus: {type: i2c, name: \"1\"}\n")
+	_, err := Load(p, nil)
+	want := p + `:2: sensors[0]: unknown driver "bme28" (known: `
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "bme280") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v\nwant one line starting %s, listing bme280", err, want)
+	}
+}
+
 func TestEnvOverridesFile(t *testing.T) {
 	clearEnv(t)
 	p := writeFile(t, "data_dir: /from/file\nlog: {level: info}\nbroker:\n  max_inflight: 10\n")

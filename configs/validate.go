@@ -3,8 +3,10 @@ package configs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,7 +122,8 @@ func (cfg Config) validateMQTTSN(es *Errors) {
 		}
 	}
 	// MQTT-SN 1.2 section 5.3.11: topic ids 0x0000 and 0xFFFF are reserved.
-	for id, name := range m.PredefinedTopics {
+	for _, id := range slices.Sorted(maps.Keys(m.PredefinedTopics)) {
+		name := m.PredefinedTopics[id]
 		key := fmt.Sprintf("mqttsn.predefined_topics.%d", id)
 		switch {
 		case id == 0 || id == 0xFFFF:
