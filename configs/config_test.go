@@ -283,6 +283,9 @@ func TestFlagErrorNamesFlag(t *testing.T) {
 
 func TestDefaultIsValidAndLoopback(t *testing.T) {
 	clearEnv(t)
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("the zero Config (every default) is invalid: %v", err)
+	}
 	d := Default()
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
