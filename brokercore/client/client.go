@@ -184,10 +184,17 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.OnConnect != nil {
 		cfg.OnConnect(c.connack)
 	}
+	// The session state is loaded before the reader starts: the server
+	// may send PUBREL for an incoming id right after CONNACK.
+	entries, err := c.loadSession()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect %s: %w", cfg.URL, err)
+	}
 	c.alive.Store(2)
 	go c.readLoop()
 	go c.writeLoop()
-	if err := c.resume(dctx); err != nil {
+	if err := c.resume(dctx, entries); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("connect %s: resume session: %w", cfg.URL, err)
 	}
@@ -225,6 +232,10 @@ func (c *Client) handshake(dctx context.Context) error {
 	}
 	if ca.ReasonCode != packet.Success {
 		return &ServerError{Op: "connect", Code: ca.ReasonCode, Reason: ca.Props.ReasonString}
+	}
+	if !stop() {
+		// ctx ended just now and its deadline is on the connection.
+		return fmt.Errorf("after CONNACK: %w", dctx.Err())
 	}
 	c.conn.SetDeadline(time.Time{})
 	c.connack = ca

@@ -181,6 +181,7 @@ func TestServerRefusals(t *testing.T) {
 	if !errors.Is(c.Err(), packet.ErrMalformed) {
 		t.Errorf("Err = %v, want malformed", c.Err())
 	}
+	waitFor(t, "DISCONNECT at the server", func() bool { return countType(s.packets(), packet.DISCONNECT) == 1 })
 	var rels int
 	var last packet.Packet
 	for _, p := range s.packets() {

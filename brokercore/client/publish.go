@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -67,7 +68,8 @@ func (t *Token) Message() *Message { return t.msg }
 // PacketID is the packet identifier (0 for QoS 0).
 func (t *Token) PacketID() uint16 { return t.id }
 
-// ReasonCode is the v5 reason code of the final acknowledgement.
+// ReasonCode waits for Done and returns the v5 reason code of the final
+// acknowledgement (0 before v5 and for QoS 0).
 func (t *Token) ReasonCode() byte {
 	<-t.done
 	return t.code
@@ -372,35 +374,58 @@ func (c *Client) onPubRec(a *packet.Ack) error {
 	return c.send(writeReq{p: rel})
 }
 
-// resume takes over the Store's session state after CONNACK (see Dial).
-func (c *Client) resume(ctx context.Context) error {
+// loadSession reads the Store after CONNACK. If the server resumed the
+// session it restores the incoming QoS 2 ids and the sequence and returns
+// the outgoing entries to resend. If not, the server's packet ids mean
+// nothing now [MQTT-3.2.2-5]: it clears the Store and returns the
+// unacknowledged PUBLISH packets to publish again as new messages (a PUBREL
+// means the server already had the message).
+func (c *Client) loadSession() ([]Entry, error) {
 	entries, err := c.store.Load()
 	if err != nil {
-		return fmt.Errorf("load store: %w", err)
+		return nil, fmt.Errorf("load session store: %w", err)
 	}
-	present := c.limits.SessionPresent && !c.cfg.CleanStart
-	if !present {
-		// The server has no session: its packet ids mean nothing now
-		// [MQTT-3.2.2-5]. Publish the unacknowledged messages again as
-		// new ones; a PUBREL means the server already had the message.
-		var again []Entry
+	var out []Entry
+	if c.limits.SessionPresent && !c.cfg.CleanStart {
 		for _, e := range entries {
-			if p, ok := e.Packet.(*packet.Publish); ok && e.Dir == Outgoing {
-				again = append(again, e)
-				c.log.Info("server has no session: publishing again", "topic", p.Topic, "old_packet_id", p.PacketID)
+			c.seq = max(c.seq, e.Seq)
+			if e.Dir == Incoming {
+				c.incoming[e.ID()] = true
+			} else {
+				out = append(out, e)
 			}
 		}
-		if err := c.store.Reset(); err != nil {
-			return fmt.Errorf("reset store: %w", err)
+		return out, nil
+	}
+	for _, e := range entries {
+		if p, ok := e.Packet.(*packet.Publish); ok && e.Dir == Outgoing {
+			out = append(out, e)
+			c.log.Info("server has no session: publishing again", "topic", p.Topic, "old_packet_id", p.PacketID)
 		}
-		for _, e := range again {
+	}
+	if err := c.store.Reset(); err != nil {
+		return nil, fmt.Errorf("reset session store: %w", err)
+	}
+	return out, nil
+}
+
+// resume sends what loadSession returned (see Dial).
+func (c *Client) resume(ctx context.Context, entries []Entry) error {
+	if !c.limits.SessionPresent || c.cfg.CleanStart {
+		for _, e := range entries {
 			p := e.Packet.(*packet.Publish)
 			m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Props: p.Props, Tag: e.Tag}
-			if m.QoS > c.limits.MaxQoS {
-				m.QoS = c.limits.MaxQoS // better than losing it
-			}
+			// A new server may allow less than the old one; adapting is
+			// better than losing the message.
+			m.QoS = min(m.QoS, c.limits.MaxQoS)
+			m.Retain = m.Retain && c.limits.RetainAvailable
 			t, err := c.PublishAsync(ctx, m)
-			if err != nil {
+			if errors.Is(err, ErrNotSupported) || errors.Is(err, ErrInvalid) {
+				// Cannot go to this server at all (too large): report it
+				// on its token rather than fail every Dial.
+				t = newToken(m)
+				t.complete(0, err)
+			} else if err != nil {
 				return err
 			}
 			c.mu.Lock()
@@ -410,15 +435,6 @@ func (c *Client) resume(ctx context.Context) error {
 		return nil
 	}
 	for _, e := range entries {
-		c.mu.Lock()
-		c.seq = max(c.seq, e.Seq)
-		c.mu.Unlock()
-		if e.Dir == Incoming {
-			c.mu.Lock()
-			c.incoming[e.ID()] = true
-			c.mu.Unlock()
-			continue
-		}
 		var t *Token
 		req := writeReq{p: e.Packet}
 		switch p := e.Packet.(type) {
