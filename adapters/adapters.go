@@ -11,6 +11,21 @@
 // closed and reopened with backoff, its status topic says why, and the others
 // keep running; when it answers again it resumes without a restart.
 //
+// Topics and payloads (topic defaults to sensors/<name>):
+//
+//	sensors/<name>               {"time":"2026-11-28T13:05:00.000Z","temperature":{"value":21.5,"unit":"°C"},"humidity":{"value":40.1,"unit":"%"},"pressure":{"value":101325,"unit":"Pa"}}
+//	sensors/<name>/<quantity>    21.5        (plain_topics: true; a bare number)
+//	sensors/<name>/status        online | error: <reason> | offline   (always retained, on change)
+//	sensors/<name>/set           command topic of a gpio-output: on, off, toggle, {"state":"on"}
+//
+// time is the reading's UTC time (RFC 3339, milliseconds); each quantity is an
+// object with value (rounded to 4 decimals, null if not a number) and unit
+// (SI, temperatures in °C; omitted when dimensionless, like a state 0/1).
+// Readings are retained when retain: true, at the configured qos. With a
+// deadband map a reading is published only when a quantity moved by its
+// deadband (others: when they changed at all) or max_interval has passed;
+// average: N publishes the mean of the last N readings.
+//
 // Drivers live in one package per chip family (adapters/bme280, ...) on the
 // periph.io drivers; adapters/sim emulates the buses and chips so the same
 // code runs with no hardware (simulate: in the config).

@@ -171,6 +171,20 @@ func TestDeadbandAndAverage(t *testing.T) {
 			t.Errorf("at %s value %v: due %v, want %v", s.at, s.val, got, s.want)
 		}
 	}
+	// Two quantities, a deadband only on temperature: humidity is published
+	// when it changes at all, not on every reading.
+	var h pubState
+	two := func(tv, hv float64) []Value {
+		return []Value{{Quantity: "temperature", Value: tv}, {Quantity: "humidity", Value: hv}}
+	}
+	for i, s := range []struct {
+		tv, hv float64
+		want   bool
+	}{{20, 40, true}, {20.1, 40, false}, {20.1, 40, false}, {20.1, 40.5, true}, {20.2, 40.5, false}} {
+		if got := h.due(two(s.tv, s.hv), c, t0.Add(time.Duration(i)*time.Second)); got != s.want {
+			t.Errorf("two quantities step %d %+v: due %v", i, s, got)
+		}
+	}
 	var q pubState
 	var got []float64
 	for _, x := range []float64{10, 20, 30, 40} {

@@ -133,9 +133,10 @@ func (p *pubState) average(vals []sensor.Value, n int) []sensor.Value {
 }
 
 // due applies deadband and max_interval: publish the first reading, any
-// reading where a quantity moved by at least its deadband, and any reading
-// max_interval after the last publish. Without a deadband every reading is
-// due. It records vals as published when due.
+// reading where a quantity moved by at least its deadband (a quantity with no
+// deadband of its own nor "*": any change), and any reading max_interval
+// after the last publish. With no deadband map at all every reading is due.
+// It records vals as published when due.
 func (p *pubState) due(vals []sensor.Value, c SensorConfig, now time.Time) bool {
 	due := p.last == nil || len(c.Deadband) == 0
 	if !due && c.MaxInterval > 0 && now.Sub(p.lastPub) >= c.MaxInterval {
@@ -148,7 +149,8 @@ func (p *pubState) due(vals []sensor.Value, c SensorConfig, now time.Time) bool 
 				db = c.Deadband["*"]
 			}
 			old, seen := p.last[v.Quantity]
-			if !seen || math.Abs(v.Value-old) >= db {
+			// No deadband for this quantity: publish when it changes at all.
+			if !seen || (db == 0 && v.Value != old) || (db > 0 && math.Abs(v.Value-old) >= db) {
 				due = true
 				break
 			}
