@@ -37,6 +37,7 @@ func TestMosquittoPubInterop(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
+			ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			args := append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), "-V", tc.flag,
