@@ -233,6 +233,13 @@ func (a *Adapters) Phase(name string) (time.Duration, bool) {
 	return e.phase, true
 }
 
+// RegisterSimulated puts the emulated buses of the simulate: sensors into
+// periph's registries (sim.Register), so that periph tools and `outpost
+// sensors scan` see them by name ("SIM-I2C1") like hardware. periph's
+// registries are process-global: call it once, from the hub, never from
+// init. It is idempotent.
+func (a *Adapters) RegisterSimulated() error { return sim.Register(a.world) }
+
 // World returns the emulated hardware of the simulated sensors (for
 // sim.Register, the scan command and tests).
 func (a *Adapters) World() *sim.World { return a.world }

@@ -7,6 +7,7 @@ import (
 	"github.com/outpost-iot/outpost/adapters/aht20"
 	"github.com/outpost-iot/outpost/adapters/hx711"
 	"github.com/outpost-iot/outpost/adapters/ina219"
+	"github.com/outpost-iot/outpost/adapters/mcp3008"
 	"github.com/outpost-iot/outpost/adapters/mcp9808"
 	"github.com/outpost-iot/outpost/adapters/scd4x"
 	"github.com/outpost-iot/outpost/adapters/sim"
@@ -34,6 +35,10 @@ func moreDrivers() []driver {
 		{name: "hx711", buses: []string{"gpio"},
 			check: checker(hx711.Parse), open: opener(hx711.Open), simulate: []string{"weight"},
 			doc: "Avia HX711 load cell (tank weight) on two GPIO pins"},
+		{name: "mcp3008", buses: []string{"spi"},
+			check: checker(mcp3008.Parse), open: opener(mcp3008.Open),
+			simulate: []string{"ch0", "ch1", "ch2", "ch3", "ch4", "ch5", "ch6", "ch7"},
+			doc:      "Microchip MCP3008 8-channel 10-bit SPI ADC"},
 	}
 }
 
@@ -83,6 +88,15 @@ func attachMore(w *sim.World, d driver, c SensorConfig, signals map[string]sim.S
 		m = sim.NewMCP9808(w.Now, c.Name, signals)
 	case "aht20":
 		m = sim.NewAHT20(w.Now, c.Name, signals)
+	case "mcp3008":
+		x := sim.NewMCP3008(w.Now, c.Name, signals)
+		cfg, err := mcp3008.Parse(c.Options)
+		if err != nil {
+			return nil, err
+		}
+		x.VRef = cfg.VRef
+		w.AddSPI(c.Bus.Name).SetDevice(x)
+		return x, nil
 	case "scd4x":
 		m = sim.NewSCD4x(w.Now, c.Name, signals)
 	case "hx711":
