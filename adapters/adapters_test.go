@@ -289,3 +289,43 @@ func (f *fakeSub) deliver(topic, payload string) {
 	f.mu.Unlock()
 	fn(msg.Message{Topic: topic, Payload: []byte(payload)})
 }
+
+// stuck_after: a chip whose values freeze is flagged on its status topic
+// while its readings keep flowing; it is online again once values move.
+func TestStuckAfter(t *testing.T) {
+	clock := sim.NewManualClock(t0)
+	world := sim.NewWorld(clock.Now)
+	pub := &recPub{clock: clock}
+	cfg := SensorConfig{Name: "mast", Driver: "bme280", Bus: BusConfig{Type: "i2c", Name: "1", Address: 0x76}, Interval: 10 * time.Second,
+		StuckAfter: time.Minute, Simulate: map[string]any{"temperature": map[string]any{"base": 20, "drift": 1000}}}
+	a, err := New([]SensorConfig{cfg}, pub, Options{Clock: clock, Sim: world})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	steps := func(n int) {
+		for i := 0; i < n; i++ {
+			step(t, clock, 1)
+		}
+		waitFor(t, "loop asleep", func() bool { return clock.Waiters() == 1 })
+	}
+	steps(10)
+	if got := pub.last("sensors/mast/status"); got != "online" {
+		t.Fatalf("status %q with moving values", got)
+	}
+	chip := world.AddI2C("1").Device(0x76).(*sim.BME280)
+	chip.SetFault(sim.FaultStuck)
+	n := len(pub.topic("sensors/mast"))
+	steps(8)
+	if got := pub.last("sensors/mast/status"); got != "error: values unchanged for 1m0s or more (stuck sensor?)" {
+		t.Fatalf("status %q after 80 s stuck", got)
+	}
+	if len(pub.topic("sensors/mast")) <= n {
+		t.Fatal("readings stopped while stuck")
+	}
+	chip.SetFault(sim.FaultNone)
+	steps(2)
+	if got := pub.last("sensors/mast/status"); got != "online" {
+		t.Fatalf("status %q after values moved again", got)
+	}
+}

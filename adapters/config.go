@@ -27,6 +27,11 @@ type SensorConfig struct {
 	// PlainTopics also publishes each quantity as a bare number on
 	// <topic>/<quantity>, e.g. sensors/mast/temperature = 21.5.
 	PlainTopics bool `mapstructure:"plain_topics" yaml:"plain_topics"`
+	// StuckAfter flags a sensor whose every quantity has not changed for this
+	// long: its status becomes "error: values unchanged for ..." while its
+	// readings are still published (0 = off; a probe in a still tank can
+	// legitimately read the same value for hours, so choose it per sensor).
+	StuckAfter time.Duration `mapstructure:"stuck_after" yaml:"stuck_after"`
 }
 
 // BusConfig says where a sensor is attached.

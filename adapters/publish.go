@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -15,6 +16,25 @@ type pubState struct {
 	window  map[string][]float64 // last N values per quantity (Average)
 	last    map[string]float64   // values last published
 	lastPub time.Time
+
+	prev    []sensor.Value // previous reading (StuckAfter)
+	changed time.Time      // when a value last changed
+}
+
+// stuck reports how long every value has been unchanged, if that reaches
+// limit (0: never).
+func (p *pubState) stuck(vals []sensor.Value, limit time.Duration, now time.Time) (time.Duration, bool) {
+	same := len(vals) == len(p.prev)
+	for i := 0; same && i < len(vals); i++ {
+		same = vals[i] == p.prev[i]
+	}
+	p.prev = append(p.prev[:0], vals...)
+	if !same || p.changed.IsZero() {
+		p.changed = now
+		return 0, false
+	}
+	d := now.Sub(p.changed)
+	return d, limit > 0 && d >= limit
 }
 
 // succeeded records a good reading and publishes it if the rules say so.
@@ -23,6 +43,9 @@ func (e *entry) succeeded(ctx context.Context, vals []sensor.Value, soft error, 
 	now := e.a.clock.Now()
 	e.smu.Lock()
 	e.st.Reads++
+	if _, stuck := e.pubState.stuck(vals, e.cfg.StuckAfter, now); stuck && soft == nil {
+		soft = fmt.Errorf("values unchanged for %s or more (stuck sensor?)", e.cfg.StuckAfter)
+	}
 	vals = e.pubState.average(vals, e.cfg.Average)
 	e.st.Last = &Reading{Time: now, Values: vals}
 	publish := force || e.pubState.due(vals, e.cfg, now)

@@ -75,6 +75,9 @@ func ValidateOn(cfgs []SensorConfig, hw BusLister) error {
 				fail("deadband %s: %g is negative", q, d)
 			}
 		}
+		if c.StuckAfter < 0 {
+			fail("stuck_after %s is negative", c.StuckAfter)
+		}
 		if c.MaxInterval < 0 {
 			fail("max_interval %s is negative", c.MaxInterval)
 		}
