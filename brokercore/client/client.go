@@ -11,6 +11,10 @@
 // goroutines, one reading and one writing (batching packets into few
 // writes and sending PINGREQ), both ended and waited for by Close.
 //
+// Not supported: v5 enhanced authentication (an AUTH packet from the server
+// ends the connection), server-side reconnect (UseAnotherServer is reported
+// as a *ServerError), and sending Subscription Identifiers.
+//
 // It imports the packet codec, the standard library and
 // github.com/coder/websocket only: never brokercore or brokercore/msg.
 package client
