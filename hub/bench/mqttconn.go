@@ -1,0 +1,398 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outpost-iot/outpost/brokercore/packet"
+)
+
+// mqttConn is a lean MQTT client for load generation: the caller's
+// goroutine publishes, one read goroutine (readLoop) takes acks and
+// deliveries. It answers the broker's QoS 1/2 deliveries, keeps a window of
+// unacknowledged QoS 1/2 publishes, and counts what it received in a
+// checker. It never reconnects: a broken connection ends the run with an
+// error naming the client.
+type mqttConn struct {
+	id      string
+	nc      net.Conn
+	br      *bufio.Reader
+	version byte
+	epoch   time.Time
+
+	wmu sync.Mutex // guards bw, enc, buf and the publisher's id state
+	bw  *bufio.Writer
+	enc packet.Publish
+	buf []byte
+
+	// Publisher side.
+	window chan struct{} // one token per free slot of the in-flight window
+	nextID uint16
+	busy   []bool  // packet ids in flight (65536, publishers only)
+	sentAt []int64 // send time by packet id, for ack latency
+	ackLat hist    // read goroutine only
+	acked  atomic.Uint64
+
+	// Subscriber side (read goroutine only, except got).
+	chk *checker
+	got atomic.Uint64 // unique messages received
+	// onPublish, if set before readLoop, takes every delivery instead of
+	// the checker (for $SYS reads).
+	onPublish func(topic string, payload []byte)
+	dec packet.Publish
+
+	err atomic.Pointer[error] // set when closed on purpose
+}
+
+// dialOptions are how a bench client connects.
+type dialOptions struct {
+	Addr     string
+	ClientID string
+	Version  byte // packet.V311 (default) or packet.V5
+	Clean    bool
+	Window   int // in-flight QoS 1/2 publishes; 0 = not a publisher
+	Epoch    time.Time
+	Timeout  time.Duration
+}
+
+// dialMQTT connects and completes the CONNECT/CONNACK handshake.
+func dialMQTT(ctx context.Context, o dialOptions) (*mqttConn, bool, error) {
+	if o.Version == 0 {
+		o.Version = packet.V311
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	d := net.Dialer{Timeout: o.Timeout}
+	nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("client %s: dial %s: %w", o.ClientID, o.Addr, err)
+	}
+	c := &mqttConn{
+		id:      o.ClientID,
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 32<<10),
+		bw:      bufio.NewWriterSize(nc, 16<<10),
+		version: o.Version,
+		epoch:   o.Epoch,
+		chk:     newChecker(),
+	}
+	if o.Window > 0 {
+		c.window = make(chan struct{}, o.Window)
+		for range o.Window {
+			c.window <- struct{}{}
+		}
+		c.busy = make([]bool, 65536)
+		c.sentAt = make([]int64, 65536)
+	}
+	cp := &packet.Connect{
+		ProtocolName:  "MQTT",
+		ProtocolLevel: o.Version,
+		CleanStart:    o.Clean,
+		ClientID:      o.ClientID,
+	}
+	if o.Version == packet.V5 && !o.Clean {
+		exp := uint32(3600)
+		cp.Props.SessionExpiry = &exp
+	}
+	if o.Version == packet.V5 {
+		rm := uint16(65535)
+		cp.Props.ReceiveMaximum = &rm
+	}
+	nc.SetDeadline(time.Now().Add(o.Timeout))
+	if err := c.writePacket(cp); err != nil {
+		nc.Close()
+		return nil, false, err
+	}
+	b, err := c.next()
+	if err != nil {
+		nc.Close()
+		return nil, false, fmt.Errorf("client %s: read CONNACK: %w", o.ClientID, err)
+	}
+	p, _, err := packet.Decode(b, o.Version)
+	if err != nil {
+		nc.Close()
+		return nil, false, fmt.Errorf("client %s: decode CONNACK: %w", o.ClientID, err)
+	}
+	ca, ok := p.(*packet.ConnAck)
+	if !ok {
+		nc.Close()
+		return nil, false, fmt.Errorf("client %s: expected CONNACK, got %v", o.ClientID, p.Type())
+	}
+	if ca.ReasonCode != 0 {
+		nc.Close()
+		return nil, false, fmt.Errorf("client %s: connection refused: code 0x%02x", o.ClientID, ca.ReasonCode)
+	}
+	nc.SetDeadline(time.Time{})
+	return c, ca.SessionPresent, nil
+}
+
+func (c *mqttConn) writePacket(p packet.Packet) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var err error
+	c.buf, err = packet.Append(c.buf[:0], p, c.version)
+	if err != nil {
+		return fmt.Errorf("client %s: encode %v: %w", c.id, p.Type(), err)
+	}
+	if _, err := c.bw.Write(c.buf); err != nil {
+		return fmt.Errorf("client %s: write %v: %w", c.id, p.Type(), err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return fmt.Errorf("client %s: write %v: %w", c.id, p.Type(), err)
+	}
+	return nil
+}
+
+// subscribe sends SUBSCRIBE and waits for its SUBACK; call it before
+// readLoop runs. Messages that arrive before the SUBACK (none should, but
+// retained ones may follow at once) stay in the read buffer for readLoop.
+func (c *mqttConn) subscribe(filters []string, qos byte) error {
+	s := &packet.Subscribe{PacketID: 1}
+	for _, f := range filters {
+		s.Subscriptions = append(s.Subscriptions, packet.Subscription{Filter: f, QoS: qos})
+	}
+	if err := c.writePacket(s); err != nil {
+		return err
+	}
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.nc.SetReadDeadline(time.Time{})
+	b, err := c.next()
+	if err != nil {
+		return fmt.Errorf("client %s: read SUBACK: %w", c.id, err)
+	}
+	p, _, err := packet.Decode(b, c.version)
+	if err != nil {
+		return fmt.Errorf("client %s: decode SUBACK: %w", c.id, err)
+	}
+	sa, ok := p.(*packet.SubAck)
+	if !ok {
+		return fmt.Errorf("client %s: expected SUBACK, got %v", c.id, p.Type())
+	}
+	for i, rc := range sa.ReasonCodes {
+		if rc >= 0x80 {
+			return fmt.Errorf("client %s: subscription %q refused: code 0x%02x", c.id, filters[i], rc)
+		}
+	}
+	return nil
+}
+
+// next returns the next whole packet. The bytes alias the read buffer and
+// are valid until the following call.
+func (c *mqttConn) next() ([]byte, error) {
+	var rl, hl int
+	for k := 2; ; k++ {
+		h, err := c.br.Peek(k)
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(h) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		_, _, rl, hl, err = packet.FixedHeader(h)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, packet.ErrIncomplete) || k == 5 {
+			return nil, err
+		}
+	}
+	n := hl + rl
+	if n <= c.br.Size() {
+		b, err := c.br.Peek(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		c.br.Discard(n)
+		return b, nil
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.br, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readLoop handles every packet until the connection ends; it returns nil
+// when the connection was closed by close().
+func (c *mqttConn) readLoop() error {
+	for {
+		b, err := c.next()
+		if err != nil {
+			if p := c.err.Load(); p != nil {
+				return nil // closed on purpose
+			}
+			return fmt.Errorf("client %s: read: %w", c.id, err)
+		}
+		if err := c.handle(b); err != nil {
+			c.nc.Close()
+			return err
+		}
+	}
+}
+
+func (c *mqttConn) now() int64 { return int64(time.Since(c.epoch)) }
+
+func (c *mqttConn) handle(b []byte) error {
+	typ := packet.Type(b[0] >> 4)
+	switch typ {
+	case packet.PUBLISH:
+		if _, err := packet.DecodePublish(b, c.version, &c.dec); err != nil {
+			return fmt.Errorf("client %s: %w", c.id, err)
+		}
+		if c.onPublish != nil {
+			c.onPublish(c.dec.Topic, c.dec.Payload)
+		} else if c.chk.observe(c.dec.Payload, c.now()) {
+			c.got.Add(1)
+		}
+		switch c.dec.QoS {
+		case 1:
+			return c.ack(packet.PUBACK, 0, c.dec.PacketID)
+		case 2:
+			return c.ack(packet.PUBREC, 0, c.dec.PacketID)
+		}
+	case packet.PUBREL:
+		return c.ack(packet.PUBCOMP, 0, pidOf(b))
+	case packet.PUBACK, packet.PUBCOMP:
+		c.complete(pidOf(b))
+	case packet.PUBREC:
+		if len(b) >= 5 && b[1] >= 3 && b[4] >= 0x80 { // v5 reason code: refused, no PUBREL
+			c.complete(pidOf(b))
+			return nil
+		}
+		return c.ack(packet.PUBREL, 0x02, pidOf(b))
+	case packet.DISCONNECT:
+		return fmt.Errorf("client %s: broker sent DISCONNECT", c.id)
+	}
+	return nil
+}
+
+func pidOf(b []byte) uint16 {
+	_, _, _, hl, _ := packet.FixedHeader(b)
+	if len(b) < hl+2 {
+		return 0
+	}
+	return uint16(b[hl])<<8 | uint16(b[hl+1])
+}
+
+// ack writes a two-byte-body acknowledgement; it is flushed once the read
+// buffer is empty, so a burst of deliveries costs one write of acks.
+func (c *mqttConn) ack(t packet.Type, flags byte, id uint16) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.bw.Write([]byte{byte(t)<<4 | flags, 2, byte(id >> 8), byte(id)})
+	if c.br.Buffered() == 0 {
+		if err := c.bw.Flush(); err != nil {
+			return fmt.Errorf("client %s: write %v: %w", c.id, t, err)
+		}
+	}
+	return nil
+}
+
+// complete frees the window slot of an acknowledged publish.
+func (c *mqttConn) complete(id uint16) {
+	if c.busy == nil || !c.busy[id] {
+		return
+	}
+	c.busy[id] = false
+	c.ackLat.record(c.now() - c.sentAt[id])
+	c.acked.Add(1)
+	c.window <- struct{}{}
+}
+
+// publish sends one message stamped with s (the payload's first bytes are
+// overwritten). With QoS 1/2 it first takes a window slot, flushing and
+// waiting when the window is full. It does not flush otherwise: call flush
+// when pacing or done.
+func (c *mqttConn) publish(ctx context.Context, topic string, qos byte, retain bool, payload []byte, s stamp) error {
+	var id uint16
+	if qos > 0 {
+		select {
+		case <-c.window:
+		default:
+			if err := c.flush(); err != nil {
+				return err
+			}
+			select {
+			case <-c.window:
+			case <-ctx.Done():
+				return fmt.Errorf("client %s: waiting for a window slot: %w", c.id, context.Cause(ctx))
+			}
+		}
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if qos > 0 {
+		for {
+			c.nextID++
+			if c.nextID == 0 {
+				c.nextID = 1
+			}
+			if !c.busy[c.nextID] {
+				break
+			}
+		}
+		id = c.nextID
+	}
+	s.sent = c.now()
+	putStamp(payload, s)
+	if qos > 0 {
+		c.sentAt[id] = s.sent
+		c.busy[id] = true
+	}
+	c.enc = packet.Publish{QoS: qos, Retain: retain, Topic: topic, PacketID: id, Payload: payload}
+	var err error
+	c.buf, err = packet.Append(c.buf[:0], &c.enc, c.version)
+	if err != nil {
+		return fmt.Errorf("client %s: encode PUBLISH %s: %w", c.id, topic, err)
+	}
+	if _, err := c.bw.Write(c.buf); err != nil {
+		return fmt.Errorf("client %s: write PUBLISH: %w", c.id, err)
+	}
+	return nil
+}
+
+func (c *mqttConn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.bw.Flush(); err != nil {
+		return fmt.Errorf("client %s: flush: %w", c.id, err)
+	}
+	return nil
+}
+
+// inflight is the number of unacknowledged QoS 1/2 publishes.
+func (c *mqttConn) inflight() int {
+	if c.window == nil {
+		return 0
+	}
+	return cap(c.window) - len(c.window)
+}
+
+// disconnect sends DISCONNECT and closes the connection.
+func (c *mqttConn) disconnect() {
+	errClosed := errors.New("closed")
+	c.err.Store(&errClosed)
+	c.writePacket(&packet.Disconnect{})
+	c.nc.Close()
+}
+
+// close closes the connection without DISCONNECT (the broker sees a
+// network failure, as after a crash).
+func (c *mqttConn) close() {
+	errClosed := errors.New("closed")
+	c.err.Store(&errClosed)
+	c.nc.Close()
+}
+
+func newBufReader(nc net.Conn) *bufio.Reader { return bufio.NewReaderSize(nc, 32<<10) }
