@@ -217,3 +217,28 @@ func TestServerDisconnect(t *testing.T) {
 	}
 	_ = s
 }
+
+// TestMaxPacketSizeAnnounced: a packet over the Maximum Packet Size we
+// announced ends the connection with DISCONNECT 0x95 [MQTT-3.1.2-25].
+func TestMaxPacketSizeAnnounced(t *testing.T) {
+	s := newFakeServer(t, &packet.ConnAck{}, func(f *fakeConn) {
+		f.send(&packet.Publish{Topic: "small", Payload: make([]byte, 10)})
+		f.send(&packet.Publish{Topic: "big", Payload: make([]byte, 200)})
+	})
+	var got collector
+	c := dial(t, Config{URL: s.url(), ClientID: "mps", ProtocolVersion: packet.V5, CleanStart: true,
+		MaxPacketSize: 100, OnMessage: got.handle})
+	<-c.Done()
+	if !errors.Is(c.Err(), packet.ErrPacketTooLarge) {
+		t.Errorf("Err = %v, want ErrPacketTooLarge", c.Err())
+	}
+	if msgs := got.all(); len(msgs) != 1 || msgs[0].Topic != "small" {
+		t.Errorf("delivered %d messages, want only the small one", len(msgs))
+	}
+	waitFor(t, "DISCONNECT at the server", func() bool { return countType(s.packets(), packet.DISCONNECT) == 1 })
+	for _, p := range s.packets() {
+		if d, ok := p.(*packet.Disconnect); ok && d.ReasonCode != packet.PacketTooLarge {
+			t.Errorf("DISCONNECT 0x%02X, want 0x95", d.ReasonCode)
+		}
+	}
+}
