@@ -114,6 +114,10 @@ func ValidateOn(cfgs []SensorConfig, hw BusLister) error {
 		} else if b.Address != 0 {
 			fail("address 0x%02x given on a %s bus: only i2c takes an address", b.Address, b.Type)
 		}
+		if strings.HasPrefix(b.Name, "/dev/") {
+			fail("%s bus %q: name the bus as periph does, not its device file (%s)", b.Type, b.Name, devHint(b.Name))
+			continue
+		}
 		simulated := c.Simulate != nil
 		if strings.HasPrefix(b.Name, sim.Prefix) && !simulated {
 			fail("%s bus %q is an emulated bus: add simulate: to this sensor or name a hardware bus", b.Type, b.Name)
@@ -146,6 +150,21 @@ func ValidateOn(cfgs []SensorConfig, hw BusLister) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// devHint turns a device file into the name periph uses for it.
+func devHint(dev string) string {
+	var n, m int
+	if _, err := fmt.Sscanf(dev, "/dev/i2c-%d", &n); err == nil {
+		return fmt.Sprintf(`"%d" for %s`, n, dev)
+	}
+	if _, err := fmt.Sscanf(dev, "/dev/spidev%d.%d", &n, &m); err == nil {
+		return fmt.Sprintf(`"%d.%d" for %s`, n, m, dev)
+	}
+	if _, err := fmt.Sscanf(dev, "/dev/gpiochip%d", &n); err == nil {
+		return `a pin name like "GPIO17"`
+	}
+	return `e.g. "1" for /dev/i2c-1`
 }
 
 func exampleBus(t string) string {

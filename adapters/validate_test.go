@@ -56,6 +56,10 @@ func TestValidateBadInput(t *testing.T) {
 		{"address on gpio", func(c *SensorConfig) {
 			c.Driver, c.Bus = "gpio-input", BusConfig{Type: "gpio", Name: "GPIO4", Address: 3}
 		}, `sensor "mast": address 0x03 given on a gpio bus: only i2c takes an address`},
+		{"device file for i2c", func(c *SensorConfig) { c.Bus.Name = "/dev/i2c-1" },
+			`sensor "mast": i2c bus "/dev/i2c-1": name the bus as periph does, not its device file ("1" for /dev/i2c-1)`},
+		{"device file for spi", func(c *SensorConfig) { c.Bus = BusConfig{Type: "spi", Name: "/dev/spidev0.1"} },
+			`sensor "mast": spi bus "/dev/spidev0.1": name the bus as periph does, not its device file ("0.1" for /dev/spidev0.1)`},
 		{"negative average", func(c *SensorConfig) { c.Average = -1 },
 			`sensor "mast": average -1: must be 0 or more readings`},
 	}
