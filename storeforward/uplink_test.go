@@ -1,0 +1,238 @@
+package storeforward
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/brokercore/msg"
+	"github.com/outpost-iot/outpost/storeforward/queue"
+)
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() && os.Getenv("UPLINK_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func openDB(t *testing.T, dir string) *queue.DB {
+	t.Helper()
+	db, err := queue.Open(dir, queue.Options{MinFreeBytes: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// running is a Forwarder whose Run goroutine the test owns.
+type running struct {
+	f      *Forwarder
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startForwarder(t *testing.T, cfg Config, deps Deps) *running {
+	t.Helper()
+	if deps.Logger == nil {
+		deps.Logger = testLogger(t)
+	}
+	if deps.SysInterval == 0 {
+		deps.SysInterval = -1
+	}
+	f, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{f: f, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- f.Run(ctx) }()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *running) stop() {
+	r.cancel()
+	<-r.done
+	r.done <- nil // later stops return at once
+}
+
+// publish appends messages through the forwarder's tap, as the broker
+// would, and waits until each is durable.
+func publish(t *testing.T, tap msg.Tap, ms ...msg.Message) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ms))
+	for _, m := range ms {
+		if m.Received.IsZero() {
+			m.Received = time.Now()
+		}
+		if !tap.Wants(&m) {
+			t.Fatalf("tap does not want %s", m.Topic)
+		}
+		wg.Add(1)
+		tap.Append(m, func(err error) {
+			if err != nil {
+				errs <- err
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// seqMessages makes n messages on topic with payloads "<topic>:<i>".
+func seqMessages(topic string, qos byte, from, n int) ([]msg.Message, []string) {
+	var ms []msg.Message
+	var ps []string
+	for i := from; i < from+n; i++ {
+		p := fmt.Sprintf("%s:%06d", topic, i)
+		ms = append(ms, msg.Message{Topic: topic, Payload: []byte(p), QoS: qos})
+		ps = append(ps, p)
+	}
+	return ms, ps
+}
+
+func baseConfig(url string, version int) Config {
+	return Config{
+		Enabled:         true,
+		URL:             url,
+		ProtocolVersion: version,
+		ClientID:        "hub-test",
+		Forward: []ForwardRule{
+			{Filter: "sensors/#", QoS: 1, RemotePrefix: "sites/a/"},
+			{Filter: "alarm/#", QoS: 2, RemotePrefix: "sites/a/", Priority: 10},
+		},
+		Reconnect: Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
+	}
+}
+
+// waitDrained polls until the queue is empty and nothing is in flight.
+func waitDrained(t *testing.T, f *Forwarder, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := f.Status()
+		if st.Queue.Depth == 0 && st.InFlight == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not drained after %v: depth %d, in flight %d, state %s (%s)",
+				timeout, st.Queue.Depth, st.InFlight, st.State, st.LastError)
+		}
+		time.Sleep(10 * time.Millisecond) // poll, bounded by the deadline
+	}
+}
+
+func TestUplinkDeliversInOrder(t *testing.T) {
+	for _, v := range []int{5, 4} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			cl := startCloud(t, "")
+			k := newCounter(t, cl.url(), "sites/#")
+			db := openDB(t, t.TempDir())
+			defer db.Close()
+			r := startForwarder(t, baseConfig(cl.url(), v), Deps{DB: db, Site: "a"})
+
+			m1, p1 := seqMessages("sensors/t", 1, 0, 300)
+			m2, p2 := seqMessages("alarm/x", 2, 0, 100)
+			publish(t, r.f.Tap(), append(m1, m2...)...)
+			want := map[string][]string{"sites/a/sensors/t": p1, "sites/a/alarm/x": p2}
+			got := k.waitFor(t, want, 20*time.Second)
+			dups := checkOrder(t, got, want)
+			if len(dups) != 0 {
+				t.Errorf("duplicates without any link drop: %v", dups)
+			}
+			waitDrained(t, r.f, 10*time.Second)
+			st := r.f.Status()
+			if st.Sent != 400 || st.Acked != 400 || st.State != StateConnected {
+				t.Errorf("status: sent %d acked %d state %s", st.Sent, st.Acked, st.State)
+			}
+			for _, a := range got {
+				if a.topic == "sites/a/status" {
+					continue
+				}
+				if v == 5 && (a.id == "" || a.ts == "") {
+					t.Fatalf("v5 message without outpost-id/outpost-ts: %+v", a)
+				}
+				if a.topic == "sites/a/alarm/x" && a.qos != 2 {
+					t.Fatalf("alarm arrived at QoS %d", a.qos)
+				}
+			}
+		})
+	}
+}
+
+// TestUplinkLinkDrops cuts the TCP connection mid-flight several times and
+// restarts the cloud once, while records keep coming: every record reaches
+// the cloud, first arrivals in order per topic, no QoS 2 duplicate, QoS 1
+// duplicates at most one window per drop.
+func TestUplinkLinkDrops(t *testing.T) {
+	for _, v := range []int{5, 4} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			cl := startCloud(t, "")
+			k := newCounter(t, cl.url(), "sites/#")
+			px := newProxy(t, cl.addr())
+			db := openDB(t, t.TempDir())
+			defer db.Close()
+			r := startForwarder(t, baseConfig(px.url(), v), Deps{DB: db, Site: "a"})
+
+			const rounds, perRound = 6, 400
+			want := map[string][]string{}
+			for i := range rounds {
+				m1, p1 := seqMessages("sensors/t", 1, i*perRound, perRound)
+				m2, p2 := seqMessages("alarm/x", 2, i*perRound/4, perRound/4)
+				want["sites/a/sensors/t"] = append(want["sites/a/sensors/t"], p1...)
+				want["sites/a/alarm/x"] = append(want["sites/a/alarm/x"], p2...)
+				publish(t, r.f.Tap(), append(m1, m2...)...)
+				// Let some of it go, then drop the link mid-flight.
+				waitSent(t, r.f, int64((i+1)*perRound/2), 10*time.Second)
+				if i == rounds/2 {
+					cl.stop()
+					cl.start()
+				} else {
+					px.cut()
+				}
+			}
+			defer func() {
+				if t.Failed() {
+					t.Logf("forwarder status: %+v", r.f.Status())
+				}
+			}()
+			got := k.waitFor(t, want, 30*time.Second)
+			dups := checkOrder(t, got, want)
+			if dups["sites/a/alarm/x"] != 0 {
+				t.Errorf("%d QoS 2 duplicates", dups["sites/a/alarm/x"])
+			}
+			if n := dups["sites/a/sensors/t"]; n > rounds*20 {
+				t.Errorf("%d QoS 1 duplicates, more than a window (20) per drop (%d drops)", n, rounds)
+			}
+			waitDrained(t, r.f, 10*time.Second)
+			st := r.f.Status()
+			if st.Reconnects < rounds {
+				t.Errorf("reconnects %d, want at least %d", st.Reconnects, rounds)
+			}
+			t.Logf("QoS 1 duplicates %d over %d drops; status %+v", dups["sites/a/sensors/t"], rounds, st)
+		})
+	}
+}
+
+// waitSent polls until the forwarder has sent at least n messages.
+func waitSent(t *testing.T, f *Forwarder, n int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for f.Status().Sent < n {
+		if time.Now().After(deadline) {
+			st := f.Status()
+			t.Fatalf("sent %d < %d after %v (state %s, %s)", st.Sent, n, timeout, st.State, st.LastError)
+		}
+		time.Sleep(time.Millisecond) // poll, bounded by the deadline
+	}
+}
