@@ -264,6 +264,13 @@ func (c *client) resetLocked() {
 // willTopic handles WILLTOPIC in the connect dialogue (section 6.2).
 func (c *client) onWillTopic(pk *snpacket.WillTopic) {
 	c.mu.Lock()
+	if c.state == stateWillMsg && pk.Topic != "" && topic.ValidName(pk.Topic) == nil {
+		// Our WILLMSGREQ was lost and the client repeats WILLTOPIC (6.13).
+		c.willFlags, c.willTopic = pk.Flags, pk.Topic
+		c.g.send(c.peer, &snpacket.WillMsgReq{})
+		c.mu.Unlock()
+		return
+	}
 	if c.state != stateWillTopic {
 		c.mu.Unlock()
 		c.g.cnt.drop(DropUnexpected)
@@ -427,6 +434,11 @@ func (c *client) tick(now time.Time) {
 			if g.clients[c.id] == c {
 				delete(g.clients, c.id)
 			}
+			c.mu.Lock()
+			if p := c.peer; p != nil && p.client == c {
+				p.client = nil // the address may now be forgotten too
+			}
+			c.mu.Unlock()
 			g.mu.Unlock()
 			return
 		}

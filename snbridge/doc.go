@@ -42,7 +42,10 @@
 //
 // UDP over IPv4 (mqttsn.listen) and IPv6 (mqttsn.listen6): one MQTT-SN
 // message per datagram; a datagram whose Length field disagrees with its
-// size is dropped.
+// size is dropped. ADVERTISE goes out on IPv4 (IPv6 has no broadcast; a
+// SEARCHGW over IPv6 is answered to its sender). The socket buffers are
+// sized to mqttsn.read_buffer (4 MiB); the kernel caps them at
+// net.core.rmem_max, and the gateway warns at start when it did.
 //
 // Serial (mqttsn.serial: device, baud): for radio modems on a UART. The
 // framing is SLIP (RFC 1055), 8N1:
@@ -64,9 +67,12 @@
 // # Robustness
 //
 // One read loop per transport decodes nothing but the encapsulation header
-// and hands each datagram to one of a fixed set of workers, chosen by the
-// sender's address, so a client's messages stay in order and no goroutine
-// is started per datagram. An address with more than peer_queue datagrams
+// and hands each datagram to one of a fixed set of workers (mqttsn.workers,
+// 64), the one its address was given when first seen (round robin), so a
+// client's messages stay in order and no goroutine is started per
+// datagram. A worker waits while the broker makes a QoS 1/2 message durable
+// (DESIGN.md, the durable-ack invariant), so the worker count is also how
+// many such publishes are group-committed together. An address with more than peer_queue datagrams
 // waiting is a flood and its extra datagrams are dropped; a full worker
 // queue is an overload drop. Malformed datagrams, unknown message types,
 // length mismatches and messages from clients that are not connected are

@@ -166,7 +166,8 @@ func (g *Gateway) setBroadcast() error {
 	if err != nil {
 		return fmt.Errorf("mqttsn.broadcast %q: %w", b, err)
 	}
-	g.bcast = ua.AddrPort()
+	ap := ua.AddrPort()
+	g.bcast = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	return nil
 }
 
@@ -198,6 +199,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.ctx = ctx
 	g.log.Info("mqtt-sn gateway listening", "addrs", fmt.Sprint(g.Addrs()), "gateway_id", g.cfg.GatewayID, "broadcast", g.bcast.String())
+	if got := g.udp.readBuffer(); got > 0 && got < g.cfg.ReadBuffer {
+		// The kernel capped SO_RCVBUF: bursts may be dropped before we see them.
+		g.log.Warn("mqtt-sn: UDP receive buffer smaller than mqttsn.read_buffer; raise net.core.rmem_max (sysctl) to avoid drops in bursts",
+			"requested", g.cfg.ReadBuffer, "got", got)
+	}
 
 	var workers sync.WaitGroup
 	g.work = make([]chan job, g.cfg.Workers)

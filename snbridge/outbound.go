@@ -45,18 +45,19 @@ func (c *client) deliver(m msg.Message) {
 	c.pump()
 }
 
-// outTopic picks how to name topic for this client (section 6.10): its
-// pre-defined id, a short name, or a registered normal id. ok is false if
-// a REGISTER must come first. Caller holds c.mu.
+// outTopic picks how to name topic for this client (section 6.10): the
+// normal id it registered or was given in SUBACK, else its pre-defined id,
+// else a two-character short name. ok is false if a REGISTER must come
+// first. Caller holds c.mu.
 func (c *client) outTopic(name string) (snpacket.TopicIDType, uint16, bool) {
+	if id, ok := c.ids[name]; ok {
+		return snpacket.TopicNormal, id, true
+	}
 	if id, ok := c.g.predef.id(c.id, name); ok {
 		return snpacket.TopicPredefined, id, true
 	}
 	if id, ok := snpacket.ShortTopicID(name); ok {
 		return snpacket.TopicShort, id, true
-	}
-	if id, ok := c.ids[name]; ok {
-		return snpacket.TopicNormal, id, true
 	}
 	return snpacket.TopicNormal, 0, false
 }

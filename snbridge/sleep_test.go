@@ -99,3 +99,49 @@ func TestLostSleeper(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestAwakeState: while a woken client is being sent its buffered QoS 1
+// messages it is awake; its PUBACK lets the gateway finish with PINGRESP.
+func TestAwakeState(t *testing.T) {
+	e := start(t, nil)
+	c := e.connect(t, "a1", sntest.ConnectOptions{CleanSession: true}, sntest.Options{NoAck: true})
+	sa, err := c.Subscribe(snpacket.TopicNormal, "a1/cmd", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Disconnect(60); err != nil {
+		t.Fatal(err)
+	}
+	_ = e.b.Publish(t.Context(), msgOf("a1/cmd", 1, "wake-up"))
+	_ = c.Send(&snpacket.Pingreq{ClientID: "a1"})
+	p, err := c.NextAny(3 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, ok := p.(*snpacket.Publish)
+	if !ok || pb.TopicID != sa.TopicID || string(pb.Data) != "wake-up" {
+		t.Fatalf("got %v", p)
+	}
+	if st := e.g.Stats(); st.Awake != 1 {
+		t.Errorf("stats %+v, want one awake", st)
+	}
+	_ = c.Send(&snpacket.Puback{TopicID: pb.TopicID, MsgID: pb.MsgID})
+	if _, err := c.Next(snpacket.TypePingresp); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "asleep again", func() bool { return e.g.Stats().Asleep == 1 })
+}
+
+// TestMaxClients: past mqttsn.max_clients a CONNECT gets "rejected:
+// congestion"; a client already known may reconnect.
+func TestMaxClients(t *testing.T) {
+	e := start(t, func(c *Config) { c.MaxClients = 1 })
+	e.connect(t, "first", sntest.ConnectOptions{CleanSession: true}, sntest.Options{})
+	d := e.dial(t, sntest.Options{})
+	if rc, err := d.Connect(sntest.ConnectOptions{ClientID: "second", CleanSession: true}); err != nil || rc != snpacket.RejectedCongestion {
+		t.Errorf("over the limit: rc %v err %v", rc, err)
+	}
+	if rc, err := d.Connect(sntest.ConnectOptions{ClientID: "first", CleanSession: true}); err != nil || rc != snpacket.Accepted {
+		t.Errorf("known client reconnecting: rc %v err %v", rc, err)
+	}
+}
