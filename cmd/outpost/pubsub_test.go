@@ -17,7 +17,7 @@ import (
 
 // startTestMosquitto runs Debian's mosquitto on a free loopback port with
 // every log line captured, and stops it when the test ends.
-func startTestMosquitto(t *testing.T) (port string, log func() string) {
+func startTestMosquitto(t *testing.T, listenerConf ...string) (port string, log func() string) {
 	t.Helper()
 	const bin = "/usr/sbin/mosquitto"
 	if _, err := os.Stat(bin); err != nil {
@@ -30,7 +30,8 @@ func startTestMosquitto(t *testing.T) (port string, log func() string) {
 	port = fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
 	dir := t.TempDir()
-	conf := fmt.Sprintf("user root\nlog_dest stderr\nlog_type all\nallow_anonymous true\npersistence true\npersistence_location %s/\nlistener %s 127.0.0.1\n", dir, port)
+	conf := fmt.Sprintf("user root\nlog_dest stderr\nlog_type all\nallow_anonymous true\npersistence true\npersistence_location %s/\nlistener %s 127.0.0.1\n%s\n",
+		dir, port, strings.Join(listenerConf, "\n"))
 	path := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
