@@ -96,7 +96,7 @@ type Options struct {
 	// Now is the clock (record timestamps, MaxAge). nil = time.Now.
 	Now func() time.Time
 
-	// hooks lets tests in this package inject failures; see export_test.go.
+	// hooks lets tests in this package inject failures.
 	hooks *testHooks
 }
 

@@ -170,8 +170,11 @@ type Record struct {
 // durable (nil) or refused (an error naming why: msg.ErrQuotaExceeded under
 // the Reject policy, ErrDiskFull, msg.ErrClosed, or a failed sync). rec is
 // copied before Append returns. Appends are stored in call order; each gets
-// the lane's next sequence number. done runs on the writer goroutine and
-// must not block.
+// the lane's next sequence number.
+//
+// done runs on the writer goroutine, after the batch's sync: it must not
+// block, and must not wait for another request to this DB (that request
+// would wait for the writer). Hand the result to another goroutine instead.
 func (db *DB) Append(lane string, rec []byte, done func(error)) {
 	if err := validLane(lane); err != nil {
 		done(fmt.Errorf("append: %w", err))
@@ -322,7 +325,8 @@ func (db *DB) TotalBytes() int64 {
 	return db.total
 }
 
-// Commit implements msg.Store: ops are applied atomically in one Badger
+// Commit implements msg.Store (done runs on the writer goroutine, as for
+// Append): ops are applied atomically in one Badger
 // transaction, group-committed with every other request waiting, and done
 // is called after the fsync. If done reports a failed sync, the ops may or
 // may not be stored (as with any failed fsync; queue appends of a failed
