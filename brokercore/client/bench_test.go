@@ -12,7 +12,7 @@ import (
 // loopback (64-byte payloads, v5, window = mosquitto's Receive Maximum
 // of 20), the uplink's pattern: PublishAsync in a loop, wait at the end.
 func BenchmarkPublish(b *testing.B) {
-	br := startMosquitto(b, "")
+	br := startMosquitto(b, "log_type error")
 	for _, qos := range []byte{0, 1, 2} {
 		b.Run("QoS"+string('0'+qos), func(b *testing.B) {
 			ctx := context.Background()
