@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,5 +264,33 @@ func TestDurableWithoutTapSaysSo(t *testing.T) {
 	clean(t, res, err)
 	if res.Queued == nil || *res.Queued != -1 || res.Notes == "" {
 		t.Fatalf("queued = %v, notes %q", res.Queued, res.Notes)
+	}
+}
+
+func TestTableMediansAndRatios(t *testing.T) {
+	var lines strings.Builder
+	for i, v := range []float64{9, 8, 30} { // median 9
+		r := Result{Case: "fan-in qos0", Broker: "mosquitto", Round: i + 1, Unit: "msg", BrokerUSPer: v, ToolUSPer: 2, BrokerPeakKiB: 8704, tally: tally{Expected: 100, Received: 100}}
+		r.WriteJSON(&lines)
+	}
+	lines.WriteString("not json\n")
+	for i, v := range []float64{18, 20, 16} { // median 18
+		r := Result{Case: "fan-in qos0", Broker: "outpost", Round: i + 1, Unit: "msg", BrokerUSPer: v, ToolUSPer: 3, LatP50us: 100, LatP99us: 900, tally: tally{Expected: 100, Received: 100}}
+		if i == 1 {
+			r.Lost, r.Received = 5, 95
+		}
+		r.WriteJSON(&lines)
+	}
+	res, err := ReadResults(strings.NewReader(lines.String()))
+	if err != nil || len(res) != 6 {
+		t.Fatalf("ReadResults: %d results, %v", len(res), err)
+	}
+	var out strings.Builder
+	WriteTable(&out, res)
+	row := strings.Split(strings.TrimSpace(out.String()), "\n")[2]
+	for _, want := range []string{"| fan-in qos0 | msg | 9.0 | 18.0 | 2.00 |", "**5 of 300**", "8.5", "100 / 900", "3.0 (17%)"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("row %q lacks %q", row, want)
+		}
 	}
 }

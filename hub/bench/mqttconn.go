@@ -46,7 +46,7 @@ type mqttConn struct {
 	// onPublish, if set before readLoop, takes every delivery instead of
 	// the checker (for $SYS reads).
 	onPublish func(topic string, payload []byte)
-	dec packet.Publish
+	dec       packet.Publish
 
 	err atomic.Pointer[error] // set when closed on purpose
 }
