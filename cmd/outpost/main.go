@@ -61,6 +61,7 @@ embedded default: the broker on 127.0.0.1:1883, the MQTT-SN gateway on UDP
 		newPubCmd(),
 		newSubCmd(),
 		newSensorsCmd(),
+		newBenchCmd(),
 		newVersionCmd(),
 	)
 	return root
