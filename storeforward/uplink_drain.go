@@ -188,15 +188,19 @@ func (f *Forwarder) send(ctx context.Context, c *client.Client, l *laneCursor, r
 	}
 	lim := c.Limits()
 	cm := &client.Message{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain, Tag: tag}
+	var why []string // downgrades, one count per message
 	if cm.QoS > lim.MaxQoS {
 		// [MQTT-3.2.2-11]: never above the cloud's Maximum QoS.
 		cm.QoS = lim.MaxQoS
-		f.downgraded("qos", fmt.Sprintf("the cloud's Maximum QoS is %d: QoS %d messages are sent at QoS %d", lim.MaxQoS, m.QoS, lim.MaxQoS))
+		why = append(why, fmt.Sprintf("the cloud's Maximum QoS is %d: messages above it are sent at QoS %d", lim.MaxQoS, lim.MaxQoS))
 	}
 	if cm.Retain && !lim.RetainAvailable {
 		// [MQTT-3.2.2-14]
 		cm.Retain = false
-		f.downgraded("retain", "the cloud does not support retained messages: messages are sent without retain")
+		why = append(why, "the cloud does not support retained messages: messages are sent without retain")
+	}
+	if len(why) > 0 {
+		f.downgraded(why)
 	}
 	if f.ccfg.ProtocolVersion == packet.V5 {
 		cm.Props = v5Props(&m, now, f.msgID(l.name, r.Seq))

@@ -46,10 +46,10 @@ type Status struct {
 	// because the cloud does not support them (AWS IoT Core: no QoS 2).
 	Downgraded int64
 
-	BytesToday int64     // estimated bytes of PUBLISH packets sent since local midnight
-	Day        string    // the day BytesToday counts (YYYY-MM-DD)
-	Budget     int64     // uplink.budget.daily_bytes; 0 = none
-	Paused     string    // why the drain is held back (budget), "" when it is not
+	BytesToday int64  // estimated bytes of PUBLISH packets sent since local midnight
+	Day        string // the day BytesToday counts (YYYY-MM-DD)
+	Budget     int64  // uplink.budget.daily_bytes; 0 = none
+	Paused     string // why the drain is held back (budget), "" when it is not
 
 	Downlinked     int64 // cloud messages published locally
 	DownlinkErrors int64 // cloud messages the local broker refused
@@ -200,21 +200,24 @@ func (f *Forwarder) noteLimits(lim client.Limits) {
 	}
 }
 
-// downgraded counts a message sent with less than asked and logs the
-// reason the first time for each kind.
-func (f *Forwarder) downgraded(kind, why string) {
+// downgraded counts a message sent with less than it asked for, and logs
+// each reason the first time.
+func (f *Forwarder) downgraded(why []string) {
 	f.mu.Lock()
 	f.st.Downgraded++
-	first := !f.st.logged[kind]
-	if first {
-		if f.st.logged == nil {
-			f.st.logged = map[string]bool{}
+	var first []string
+	for _, w := range why {
+		if !f.st.logged[w] {
+			if f.st.logged == nil {
+				f.st.logged = map[string]bool{}
+			}
+			f.st.logged[w] = true
+			first = append(first, w)
 		}
-		f.st.logged[kind] = true
 	}
 	f.mu.Unlock()
-	if first {
-		f.log.Warn(why + " (logged once; counted in $SYS/outpost/uplink/messages/downgraded)")
+	for _, w := range first {
+		f.log.Warn(w + " (logged once; counted in $SYS/outpost/uplink/messages/downgraded)")
 	}
 }
 

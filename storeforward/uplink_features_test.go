@@ -1,0 +1,292 @@
+package storeforward
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/brokercore/client"
+	"github.com/outpost-iot/outpost/brokercore/msg"
+	"github.com/outpost-iot/outpost/brokercore/packet"
+)
+
+// recorder is a fake broker: a msg.Publisher and msg.Sessions that record
+// what is published, with the client id the broker would set.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []msg.Message
+	ids  []string // session ids opened
+}
+
+func (r *recorder) Publish(_ context.Context, m msg.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.ClientID = "" // the broker's own Publish has no client id
+	r.msgs = append(r.msgs, m.Clone())
+	return nil
+}
+
+func (r *recorder) Open(_ context.Context, o msg.SessionOptions) (msg.Session, bool, error) {
+	r.mu.Lock()
+	r.ids = append(r.ids, o.ClientID)
+	r.mu.Unlock()
+	return &recSession{r: r, id: o.ClientID}, false, nil
+}
+
+func (r *recorder) find(topic string) []msg.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []msg.Message
+	for _, m := range r.msgs {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// last returns the payload last published on topic.
+func (r *recorder) last(topic string) (string, bool) {
+	ms := r.find(topic)
+	if len(ms) == 0 {
+		return "", false
+	}
+	return string(ms[len(ms)-1].Payload), true
+}
+
+type recSession struct {
+	r  *recorder
+	id string
+}
+
+func (s *recSession) Publish(_ context.Context, m msg.Message) error {
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	m.ClientID = s.id
+	s.r.msgs = append(s.r.msgs, m.Clone())
+	return nil
+}
+func (s *recSession) Subscribe(string, byte) (byte, error) { return 0, nil }
+func (s *recSession) Unsubscribe(string) error             { return nil }
+func (s *recSession) SetWill(*msg.Message)                 {}
+func (s *recSession) Close(bool) error                     { return nil }
+
+func poll(t *testing.T, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v", what, timeout)
+		}
+		time.Sleep(5 * time.Millisecond) // poll, bounded by the deadline
+	}
+}
+
+// TestUplinkCloudLimits: a cloud like AWS IoT Core (Maximum QoS 1, no
+// retain) and a Maximum Packet Size: QoS 2 goes at QoS 1, retain is
+// dropped, both counted; a message over the packet size is dropped and
+// counted; the will and birth still work.
+func TestUplinkCloudLimits(t *testing.T) {
+	cl := startCloud(t, "max_qos 1\nretain_available false\nmax_packet_size 2000")
+	k := newCounter(t, cl.url(), "sites/#")
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db, Site: "a"})
+	poll(t, "connected", 10*time.Second, func() bool { return r.f.Status().State == StateConnected })
+
+	m2, p2 := seqMessages("alarm/x", 2, 0, 20)
+	for i := range m2 {
+		m2[i].Retain = i%2 == 0
+	}
+	big := msg.Message{Topic: "sensors/big", Payload: make([]byte, 3000), QoS: 1}
+	m1, p1 := seqMessages("sensors/t", 1, 0, 20)
+	publish(t, r.f.Tap(), append(append(m2, big), m1...)...)
+	want := map[string][]string{"sites/a/alarm/x": p2, "sites/a/sensors/t": p1}
+	got := k.waitFor(t, want, 20*time.Second)
+	if d := checkOrder(t, got, want); len(d) != 0 {
+		t.Errorf("duplicates: %v", d)
+	}
+	for _, a := range got {
+		if a.qos > 1 {
+			t.Fatalf("%s arrived at QoS %d over a Maximum QoS 1 cloud", a.topic, a.qos)
+		}
+		if a.topic == "sites/a/sensors/big" {
+			t.Fatalf("the oversized message reached the cloud")
+		}
+	}
+	waitDrained(t, r.f, 10*time.Second)
+	st := r.f.Status()
+	// 20 QoS 2 messages downgraded (10 of them retained: counted once each).
+	if st.Downgraded != 20 || st.Refused != 1 || st.Limits.MaxQoS != 1 || st.Limits.RetainAvailable {
+		t.Errorf("downgraded %d (want 20), refused %d (want 1), limits %+v", st.Downgraded, st.Refused, st.Limits)
+	}
+	var birth bool
+	for _, a := range got {
+		if a.topic == "sites/a/status" && a.payload == "online" {
+			birth = true
+		}
+	}
+	if !birth {
+		t.Errorf("no birth message on sites/a/status")
+	}
+}
+
+// TestUplinkExpiry: a record whose message expiry passed while queued is
+// dropped and counted; a live one carries the remaining expiry.
+func TestUplinkExpiry(t *testing.T) {
+	cl := startCloud(t, "")
+	var mu sync.Mutex
+	var expiry []uint32
+	c, err := client.Dial(context.Background(), client.Config{URL: cl.url(), ClientID: "exp", ProtocolVersion: packet.V5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Subscribe(context.Background(), []packet.Subscription{{Filter: "sites/#", QoS: 1}}, func(m *client.Message) {
+		if m.Props.MessageExpiry != nil {
+			mu.Lock()
+			expiry = append(expiry, *m.Props.MessageExpiry)
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	cfg := baseConfig(cl.url(), 5)
+	cfg.Enabled = false // queue first, then connect
+	f, err := New(cfg, Deps{DB: db, Logger: testLogger(t), SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	publish(t, f.Tap(),
+		msg.Message{Topic: "sensors/old", Payload: []byte("stale"), QoS: 1, MessageExpiry: time.Minute, Received: old},
+		msg.Message{Topic: "sensors/live", Payload: []byte("live"), QoS: 1, MessageExpiry: 2 * time.Hour, Received: old},
+	)
+	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db})
+	waitDrained(t, r.f, 10*time.Second)
+	st := r.f.Status()
+	if st.Expired != 1 || st.Acked != 1 {
+		t.Fatalf("expired %d acked %d, want 1 and 1", st.Expired, st.Acked)
+	}
+	poll(t, "live message", 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(expiry) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if expiry[0] > 3600 || expiry[0] < 3590 {
+		t.Errorf("remaining expiry %d s, want about 3600", expiry[0])
+	}
+}
+
+// TestUplinkDownlink: a cloud message matching a downlink rule is
+// published locally under the rule's prefixes, through a session whose
+// client id the tap refuses, so it never goes back up even though it
+// matches a forward rule.
+func TestUplinkDownlink(t *testing.T) {
+	for _, v := range []int{5, 4} {
+		t.Run(map[int]string{5: "v5", 4: "v311"}[v], func(t *testing.T) {
+			cl := startCloud(t, "")
+			db := openDB(t, t.TempDir())
+			defer db.Close()
+			cfg := baseConfig(cl.url(), v)
+			cfg.Forward = append(cfg.Forward, ForwardRule{Filter: "relay/#", QoS: 1, RemotePrefix: "sites/a/"})
+			cfg.Downlink = []DownlinkRule{{Filter: "sites/a/cmd/#", QoS: 2, StripPrefix: "sites/a/cmd/", LocalPrefix: "relay/"}}
+			rec := &recorder{}
+			r := startForwarder(t, cfg, Deps{DB: db, Publisher: rec, Sessions: rec})
+			poll(t, "connected", 10*time.Second, func() bool { return r.f.Status().State == StateConnected })
+
+			c, err := client.Dial(context.Background(), client.Config{URL: cl.url(), ClientID: "app", ProtocolVersion: packet.V5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for _, q := range []byte{0, 1, 2} {
+				if err := c.Publish(context.Background(), &client.Message{Topic: "sites/a/cmd/valve", Payload: []byte{'0' + q}, QoS: q}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			poll(t, "downlinked messages", 10*time.Second, func() bool { return len(rec.find("relay/valve")) == 3 })
+			for i, m := range rec.find("relay/valve") {
+				if string(m.Payload) != string(rune('0'+i)) || m.QoS != byte(i) {
+					t.Errorf("downlinked %d: %q QoS %d", i, m.Payload, m.QoS)
+				}
+				if m.ClientID != r.f.DownlinkClientID() {
+					t.Errorf("downlinked with client id %q, want %q", m.ClientID, r.f.DownlinkClientID())
+				}
+				if r.f.Tap().Wants(&m) {
+					t.Errorf("the tap wants a downlinked message: it would loop back to the cloud")
+				}
+				m.ClientID = "sensor-1"
+				if !r.f.Tap().Wants(&m) {
+					t.Errorf("the tap does not want a local relay/ message")
+				}
+			}
+			if st := r.f.Status(); st.Downlinked != 3 || st.DownlinkErrors != 0 {
+				t.Errorf("downlinked %d errors %d", st.Downlinked, st.DownlinkErrors)
+			}
+		})
+	}
+}
+
+// TestUplinkSysStatus: the link state and counters go to
+// $SYS/outpost/uplink/ through the Publisher.
+func TestUplinkSysStatus(t *testing.T) {
+	cl := startCloud(t, "")
+	px := newProxy(t, cl.addr())
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	rec := &recorder{}
+	r := startForwarder(t, baseConfig(px.url(), 5), Deps{DB: db, Publisher: rec, SysInterval: 20 * time.Millisecond})
+	ms, _ := seqMessages("sensors/t", 1, 0, 10)
+	publish(t, r.f.Tap(), ms...)
+	waitDrained(t, r.f, 10*time.Second)
+	poll(t, "$SYS counters", 5*time.Second, func() bool {
+		s, _ := rec.last(sysPrefix + "messages/acked")
+		st, _ := rec.last(sysPrefix + "state")
+		return s == "10" && st == StateConnected
+	})
+	if d, ok := rec.last(sysPrefix + "queue/depth"); !ok || d != "0" {
+		t.Errorf("queue/depth %q", d)
+	}
+	for _, m := range rec.find(sysPrefix + "state") {
+		if !m.Retain {
+			t.Fatalf("$SYS state not retained")
+		}
+	}
+	px.setRefuse(true)
+	px.cut()
+	poll(t, "state disconnected", 5*time.Second, func() bool {
+		s, _ := rec.last(sysPrefix + "state")
+		e, _ := rec.last(sysPrefix + "last_error")
+		return s != StateConnected && e != ""
+	})
+	px.setRefuse(false)
+	poll(t, "reconnected", 10*time.Second, func() bool {
+		s, _ := rec.last(sysPrefix + "reconnects")
+		return s == "1"
+	})
+	if st := r.f.Status(); st.LastDisconnect.IsZero() || st.LastConnect.Before(st.LastDisconnect) || st.LastError == "" {
+		t.Errorf("status after reconnect: %+v", st)
+	}
+}
+
+// TestBackoff: exponential from min to max, each delay in [d/2, d].
+func TestBackoff(t *testing.T) {
+	b := Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+	for n, want := range []time.Duration{100, 200, 400, 800, 1600, 2000, 2000} {
+		want *= time.Millisecond
+		if n == 5 || n == 6 {
+			want = 2 * time.Second
+		}
+		for range 50 {
+			d := backoff(b, n)
+			if d < want/2 || d > want {
+				t.Fatalf("attempt %d: %v not in [%v, %v]", n, d, want/2, want)
+			}
+		}
+	}
+	if d := backoff(Backoff{}, 100); d > defaultReconnectMax || d < defaultReconnectMax/2 {
+		t.Errorf("default max: %v", d)
+	}
+}

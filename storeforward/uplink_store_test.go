@@ -1,0 +1,117 @@
+package storeforward
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/outpost-iot/outpost/brokercore/client"
+	"github.com/outpost-iot/outpost/brokercore/packet"
+)
+
+func pubEntry(seq uint64, id uint16, qos byte, tag uint64) client.Entry {
+	return client.Entry{Seq: seq, Dir: client.Outgoing, Tag: tag,
+		Packet: &packet.Publish{PacketID: id, QoS: qos, Topic: "t", Payload: []byte("p")}}
+}
+
+func relEntry(seq uint64, id uint16, tag uint64) client.Entry {
+	return client.Entry{Seq: seq, Dir: client.Outgoing, Tag: tag, Packet: &packet.Ack{PacketType: packet.PUBREL, PacketID: id}}
+}
+
+// TestSessionStoreDurability: QoS 2 state survives a reopen with its lane
+// and seq, QoS 1 state does not (the queue record is its durable copy),
+// and the end of an exchange acknowledges its record in the same
+// transaction that removes the state.
+func TestSessionStoreDurability(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	for range 4 {
+		if err := db.AppendSync("p5", []byte("rec")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := openSessionStore(db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Put(pubEntry(1, 10, 1, s.tag("p5", 1))))
+	must(s.Put(pubEntry(2, 11, 2, s.tag("p5", 2))))
+	must(s.Put(pubEntry(3, 12, 2, s.tag("p5", 3))))
+	must(s.Put(relEntry(4, 12, s.tag("p5", 3)))) // PUBREC for 12
+	must(s.Put(client.Entry{Seq: 5, Dir: client.Incoming, Packet: &packet.Ack{PacketType: packet.PUBREC, PacketID: 7}}))
+	if !s.holds(s.tag("p5", 1)) || s.outgoing() != 3 {
+		t.Fatalf("holds/outgoing wrong: %d", s.outgoing())
+	}
+	// A crash here: reopen from the database.
+	must(db.Close())
+	db = openDB(t, dir)
+	defer db.Close()
+	s, err = openSessionStore(db, slog.New(slog.DiscardHandler))
+	must(err)
+	es, _ := s.Load()
+	if len(es) != 3 {
+		t.Fatalf("after reopen %d entries, want 3 (two outgoing QoS 2, one incoming): %+v", len(es), es)
+	}
+	if p, ok := es[0].Packet.(*packet.Publish); !ok || p.PacketID != 11 || p.QoS != 2 {
+		t.Fatalf("first entry %+v", es[0])
+	}
+	if lane, seq, ok := s.untag(es[0].Tag); !ok || lane != "p5" || seq != 2 {
+		t.Fatalf("tag of first entry: %s %d %v", lane, seq, ok)
+	}
+	if _, ok := es[1].Packet.(*packet.Ack); !ok || es[1].ID() != 12 {
+		t.Fatalf("second entry %+v, want the PUBREL for 12", es[1])
+	}
+	// PUBCOMP for 12: state and record 3 go together.
+	must(s.Delete(client.Outgoing, 12))
+	must(s.Delete(client.Incoming, 7))
+	must(s.flush())
+	recs, err := db.Read("p5", 0, 10)
+	must(err)
+	if len(recs) != 3 || recs[0].Seq != 1 || recs[1].Seq != 2 || recs[2].Seq != 4 {
+		t.Fatalf("records after the ack of 3: %+v", recs)
+	}
+	s2, err := openSessionStore(db, slog.New(slog.DiscardHandler))
+	must(err)
+	if es, _ := s2.Load(); len(es) != 1 || es[0].ID() != 11 {
+		t.Fatalf("stored state after PUBCOMP: %+v", es)
+	}
+}
+
+// TestSessionStoreReset: the cloud lost our session; a PUBREL entry's
+// message had reached it, so its record is acknowledged; a PUBLISH entry's
+// record stays for the client to publish again.
+func TestSessionStoreReset(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	for range 2 {
+		if err := db.AppendSync("p0", []byte("rec")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := openSessionStore(db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(relEntry(1, 1, s.tag("p0", 1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(pubEntry(2, 2, 2, s.tag("p0", 2))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := db.Read("p0", 0, 10)
+	if len(recs) != 1 || recs[0].Seq != 2 {
+		t.Fatalf("records after reset: %+v", recs)
+	}
+	s2, _ := openSessionStore(db, slog.New(slog.DiscardHandler))
+	if es, _ := s2.Load(); len(es) != 0 {
+		t.Fatalf("state after reset: %+v", es)
+	}
+}
