@@ -244,9 +244,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 // drop.
 func (g *Gateway) readLoop(t *trEntry) {
 	buf := make([]byte, 65536)
+	var backoff time.Duration
 	for {
 		n, from, err := t.t.ReadPacket(buf)
-		if err != nil {
+		if err == nil {
+			backoff = 0
+		} else {
 			var fe errFrame
 			if errors.As(err, &fe) {
 				g.cnt.drop(DropMalformed)
@@ -258,8 +261,12 @@ func (g *Gateway) readLoop(t *trEntry) {
 			}
 			g.rl.warn(g.now(), DropMalformed, t.name, "mqtt-sn: read failed", "error", err)
 			if !t.datagram {
+				g.log.Error("mqtt-sn: serial transport stopped", "transport", t.name, "error", err)
 				return // a serial line that failed stays failed
 			}
+			// Back off on repeated socket errors, as net/http's Serve does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
 			continue
 		}
 		g.dispatch(t, from, buf[:n])

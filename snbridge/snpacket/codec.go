@@ -193,9 +193,9 @@ func (r *reader) decode() (Packet, error) {
 			w.Topic = string(r.rest())
 		}
 		p = w
-	case TypeWillTopicResp: // section 5.4.23
+	case TypeWillTopicResp: // section 5.4.24
 		p = &WillTopicResp{ReturnCode: ReturnCode(r.u8("ReturnCode"))}
-	case TypeWillMsgUpd: // section 5.4.24
+	case TypeWillMsgUpd: // section 5.4.23
 		p = &WillMsgUpd{Msg: r.rest()}
 	case TypeWillMsgResp: // section 5.4.25
 		p = &WillMsgResp{ReturnCode: ReturnCode(r.u8("ReturnCode"))}

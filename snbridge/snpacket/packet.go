@@ -146,10 +146,10 @@ type WillTopicUpd struct {
 	Topic string
 }
 
-// WillTopicResp (section 5.4.23).
+// WillTopicResp (section 5.4.24).
 type WillTopicResp struct{ ReturnCode ReturnCode }
 
-// WillMsgUpd (section 5.4.24).
+// WillMsgUpd (section 5.4.23).
 type WillMsgUpd struct{ Msg []byte }
 
 // WillMsgResp (section 5.4.25).
