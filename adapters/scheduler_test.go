@@ -18,9 +18,9 @@ func TestNoDriftOverDays(t *testing.T) {
 	clock := sim.NewManualClock(t0)
 	pub := &recPub{clock: clock}
 	cfgs := []SensorConfig{
-		{Name: "door", Driver: "gpio-input", Bus: BusConfig{Type: "gpio", Name: "GPIO5"}, Interval: 7 * time.Second,
+		{Name: "door", Driver: "gpio-input", Bus: BusConfig{Type: "gpio", Name: "GPIO5"}, Interval: 13 * time.Second,
 			Simulate: map[string]any{"state": 1}},
-		{Name: "tank", Driver: "ds18b20", Bus: BusConfig{Type: "onewire", Name: "w1"}, Interval: 5 * time.Second,
+		{Name: "tank", Driver: "ds18b20", Bus: BusConfig{Type: "onewire", Name: "w1"}, Interval: 10 * time.Second,
 			Simulate: map[string]any{"temperature": 9.5}},
 	}
 	a, err := New(cfgs, pub, Options{Clock: clock})
@@ -36,7 +36,7 @@ func TestNoDriftOverDays(t *testing.T) {
 		name     string
 		interval time.Duration
 		readTime time.Duration
-	}{{"door", 7 * time.Second, 0}, {"tank", 5 * time.Second, 752 * time.Millisecond}} {
+	}{{"door", 13 * time.Second, 0}, {"tank", 10 * time.Second, 752 * time.Millisecond}} {
 		ph, _ := a.Phase(tc.name)
 		got := pub.topic("sensors/" + tc.name)
 		want := int(48*time.Hour/tc.interval) - 1
