@@ -341,7 +341,8 @@ type Reading struct {
 }
 
 // ReadNow reads the sensor called name once, now, without publishing. It
-// opens the device if the scheduler has not (and closes it again).
+// opens the device if the scheduler has not (and closes it again), except an
+// output (gpio-output), which it reads only while Run has it open.
 func (a *Adapters) ReadNow(ctx context.Context, name string) (Reading, error) {
 	e, ok := a.byName[name]
 	if !ok {
@@ -350,6 +351,11 @@ func (a *Adapters) ReadNow(ctx context.Context, name string) (Reading, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	dev := e.dev
+	if dev == nil && e.drv.command {
+		// Opening an output drives it to its initial state: a read from
+		// the command line must not switch a running valve off.
+		return Reading{}, fmt.Errorf("sensor %q is an output (%s): opening it here would drive it to its initial state; its state is on %s", name, e.drv.name, e.cfg.Topic)
+	}
 	if dev == nil {
 		e.lock.Lock()
 		d, err := e.drv.open(e.spec, e.buses)

@@ -224,6 +224,14 @@ func TestReadNowAndList(t *testing.T) {
 	if _, err := a.ReadNow(context.Background(), "nope"); err == nil || err.Error() != `no sensor called "nope" (have: weather, water, rain)` {
 		t.Fatalf("ReadNow(nope): %v", err)
 	}
+	b, err := New([]SensorConfig{{Name: "valve", Driver: "gpio-output", Bus: BusConfig{Type: "gpio", Name: "GPIO22"}, Simulate: map[string]any{}}},
+		&recPub{}, Options{Subscriber: &fakeSub{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ReadNow(context.Background(), "valve"); err == nil || !strings.Contains(err.Error(), "opening it here would drive it to its initial state") {
+		t.Fatalf("ReadNow of an output without Run: %v", err)
+	}
 	l := a.List()
 	if len(l) != 3 || l[0].Topic != "sensors/weather" || !l[0].Simulated || l[2].Bus != "gpio GPIO17" {
 		t.Fatalf("List %+v", l)
@@ -245,6 +253,9 @@ func TestOutputCommand(t *testing.T) {
 	run(t, a)
 	waitFor(t, "subscription", func() bool { return sub.has("sensors/valve/set") })
 	waitFor(t, "first reading", func() bool { return len(pub.topic("sensors/valve")) == 1 })
+	if r, err := a.ReadNow(context.Background(), "valve"); err != nil || r.Values[0].Value != 0 {
+		t.Fatalf("ReadNow of a running output: %+v, %v", r, err)
+	}
 	sub.deliver("sensors/valve/set", "on")
 	waitFor(t, "state on", func() bool { return strings.Contains(pub.last("sensors/valve"), `"state":{"value":1}`) })
 	pin := world.AddPin("GPIO22")
