@@ -63,6 +63,16 @@ func (p *Pin) SetPulses(now func() time.Time, perMinute float64, width time.Dura
 	p.checked = p.origin
 }
 
+// nextEdgeLocked is when the pulse source next changes level.
+func (p *Pin) nextEdgeLocked() time.Time {
+	d := p.now().Sub(p.origin)
+	k := d / p.period
+	if off := d - k*p.period; k > 0 && off < p.width {
+		return p.origin.Add(k*p.period + p.width) // the release of the current press
+	}
+	return p.origin.Add((k + 1) * p.period)
+}
+
 // pulseLocked brings the level and pending edges of a pulse source up to now.
 func (p *Pin) pulseLocked() {
 	if p.period == 0 {
@@ -224,8 +234,11 @@ func (p *Pin) Read() gpio.Level {
 func (p *Pin) WaitForEdge(timeout time.Duration) bool {
 	p.mu.Lock()
 	p.pulseLocked()
-	if p.period > 0 && (timeout < 0 || timeout > 10*time.Millisecond) {
-		timeout = 10 * time.Millisecond // poll the pulse source
+	if p.period > 0 {
+		// Wake when the pulse source's next edge is due (at least 1 ms later).
+		if d := p.nextEdgeLocked().Sub(p.now()); timeout < 0 || d < timeout {
+			timeout = max(d, time.Millisecond)
+		}
 	}
 	if p.pending > 0 {
 		p.pending = 0

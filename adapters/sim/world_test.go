@@ -2,6 +2,9 @@ package sim
 
 import (
 	"testing"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
 
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/i2c/i2creg"
@@ -75,5 +78,28 @@ func TestOneWireSearch(t *testing.T) {
 		if !want[uint64(a)] {
 			t.Errorf("found unknown ROM %x", a)
 		}
+	}
+}
+
+// A pulse source makes presses (with bounce) on schedule from the clock.
+func TestPulseSource(t *testing.T) {
+	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	p := NewPin("SIM-GPIO3", 3)
+	p.In(gpio.PullUp, gpio.BothEdges)
+	p.SetPulses(clock.Now, 6, 100*time.Millisecond, 2) // every 10 s, 100 ms low, 2 bounces
+	if p.WaitForEdge(0) || p.Read() != gpio.High {
+		t.Fatal("edge before the first pulse")
+	}
+	clock.Advance(10 * time.Second)
+	if !p.WaitForEdge(0) || p.Read() != gpio.Low {
+		t.Fatal("no press at 10 s")
+	}
+	clock.Advance(100 * time.Millisecond)
+	if !p.WaitForEdge(0) || p.Read() != gpio.High {
+		t.Fatal("no release at 10.1 s")
+	}
+	clock.Advance(30 * time.Second) // three more pulses, all seen as one wake-up
+	if !p.WaitForEdge(0) || p.Read() != gpio.High {
+		t.Fatal("pulses at 20, 30, 40 s not seen")
 	}
 }
