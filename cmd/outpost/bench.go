@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ func newBenchCmd() *cobra.Command {
 		version        string
 		asJSON, strict bool
 		round          int
-		commit         string
+		commit, prof   string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench SCENARIO [flags]",
@@ -66,6 +67,17 @@ error; --strict makes any loss, duplicate or reordering exit with status 3.
 				cfg.Protocol = 5
 			default:
 				return fmt.Errorf("-V %q: want mqttv311 or mqttv5", version)
+			}
+			if prof != "" {
+				fh, err := os.Create(prof)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer fh.Close()
+				if err := pprof.StartCPUProfile(fh); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
 			}
 			res, err := bench.Run(cmd.Context(), cfg)
 			if res == nil {
@@ -111,12 +123,14 @@ error; --strict makes any loss, duplicate or reordering exit with status 3.
 	f.BoolVar(&strict, "strict", false, "exit with status 3 on any loss, duplicate or reordering")
 	f.IntVar(&round, "round", 0, "round number, recorded in the JSON line")
 	f.StringVar(&commit, "commit", "", "commit measured, recorded in the JSON line")
+	f.StringVar(&prof, "cpuprofile", "", "write the tool's own CPU profile to this file (pprof)")
 	cmd.AddCommand(newBenchTableCmd())
 	return cmd
 }
 
 func newBenchTableCmd() *cobra.Command {
-	return &cobra.Command{
+	var refFile string
+	cmd := &cobra.Command{
 		Use:   "table [FILE...]",
 		Short: "Render JSON lines from outpost bench --json as a comparison table (median of rounds)",
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -139,8 +153,21 @@ func newBenchTableCmd() *cobra.Command {
 			if len(results) == 0 {
 				return fmt.Errorf("bench table: no results read")
 			}
-			bench.WriteTable(cmd.OutOrStdout(), results)
+			var ref *bench.Reference
+			if refFile != "" {
+				fh, err := os.Open(refFile)
+				if err != nil {
+					return fmt.Errorf("bench table: %w", err)
+				}
+				defer fh.Close()
+				if ref, err = bench.ReadReference(fh); err != nil {
+					return err
+				}
+			}
+			bench.WriteTable(cmd.OutOrStdout(), results, ref)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&refFile, "reference", "", "tab-separated figures measured elsewhere to show beside the runs (header: case<TAB>column...)")
+	return cmd
 }

@@ -285,10 +285,14 @@ func TestTableMediansAndRatios(t *testing.T) {
 	if err != nil || len(res) != 6 {
 		t.Fatalf("ReadResults: %d results, %v", len(res), err)
 	}
+	ref, err := ReadReference(strings.NewReader("# from the issue\ncase\tref mosquitto\tref mochi\nfan-in qos0\t8.9 µs\t11.9 µs\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out strings.Builder
-	WriteTable(&out, res)
+	WriteTable(&out, res, ref)
 	row := strings.Split(strings.TrimSpace(out.String()), "\n")[2]
-	for _, want := range []string{"| fan-in qos0 | msg | 9.0 | 18.0 | 2.00 |", "**5 of 300**", "8.5", "100 / 900", "3.0 (17%)"} {
+	for _, want := range []string{"| fan-in qos0 | msg | 8.9 µs | 11.9 µs | 9.0 | 18.0 | 2.00 |", "**5 of 300**", "8.5", "100 / 900", "3.0 (17%)"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("row %q lacks %q", row, want)
 		}

@@ -14,9 +14,9 @@ import (
 	"github.com/outpost-iot/outpost/brokercore/packet"
 )
 
-// mqttConn is a lean MQTT client for load generation: the caller's
-// goroutine publishes, one read goroutine (readLoop) takes acks and
-// deliveries. It answers the broker's QoS 1/2 deliveries, keeps a window of
+// mqttConn is a lean MQTT client for load generation: a publisher's
+// goroutine sends and reads its acks itself (pump); a subscriber's read
+// goroutine (readLoop) takes deliveries and acknowledges them. It answers the broker's QoS 1/2 deliveries, keeps a window of
 // unacknowledged QoS 1/2 publishes, and counts what it received in a
 // checker. It never reconnects: a broken connection ends the run with an
 // error naming the client.
@@ -33,12 +33,13 @@ type mqttConn struct {
 	buf []byte
 
 	// Publisher side.
-	window chan struct{} // one token per free slot of the in-flight window
-	nextID uint16
-	busy   []bool  // packet ids in flight (65536, publishers only)
-	sentAt []int64 // send time by packet id, for ack latency
-	ackLat hist    // read goroutine only
-	acked  atomic.Uint64
+	winSize   int
+	inflightN atomic.Int32
+	nextID    uint16
+	busy      []bool  // packet ids in flight (65536, publishers only)
+	sentAt    []int64 // send time by packet id, for ack latency
+	ackLat    hist    // read goroutine only
+	acked     atomic.Uint64
 
 	// Subscriber side (read goroutine only, except got).
 	chk *checker
@@ -85,10 +86,7 @@ func dialMQTT(ctx context.Context, o dialOptions) (*mqttConn, bool, error) {
 		chk:     newChecker(),
 	}
 	if o.Window > 0 {
-		c.window = make(chan struct{}, o.Window)
-		for range o.Window {
-			c.window <- struct{}{}
-		}
+		c.winSize = o.Window
 		c.busy = make([]bool, 65536)
 		c.sentAt = make([]int64, 65536)
 	}
@@ -299,7 +297,8 @@ func (c *mqttConn) ack(t packet.Type, flags byte, id uint16) error {
 	return nil
 }
 
-// complete frees the window slot of an acknowledged publish.
+// complete accounts for an acknowledged publish (PUBACK, PUBCOMP or a
+// refusing PUBREC), freeing its window slot.
 func (c *mqttConn) complete(id uint16) {
 	if c.busy == nil || !c.busy[id] {
 		return
@@ -307,31 +306,92 @@ func (c *mqttConn) complete(id uint16) {
 	c.busy[id] = false
 	c.ackLat.record(c.now() - c.sentAt[id])
 	c.acked.Add(1)
-	c.window <- struct{}{}
+	c.inflightN.Add(-1)
 }
 
-// publish sends one message stamped with s (the payload's first bytes are
-// overwritten). With QoS 1/2 it first takes a window slot, flushing and
-// waiting when the window is full. It does not flush otherwise: call flush
-// when pacing or done.
-func (c *mqttConn) publish(ctx context.Context, topic string, qos byte, retain bool, payload []byte, s stamp) error {
-	var id uint16
-	if qos > 0 {
-		select {
-		case <-c.window:
-		default:
-			if err := c.flush(); err != nil {
+// gen names message i's topic and stamp.
+type gen func(i int) (topic string, s stamp)
+
+// pump publishes n messages and takes their acknowledgements, all in the
+// calling goroutine: no read goroutine, no channel per slot, no wake-up
+// of another goroutine per ack. It writes while the window has room (QoS
+// 0: always), flushes once per burst, then blocks reading acks; every ack
+// that is already buffered is handled before writing again. It returns
+// when every message is sent and acknowledged, or with an error when the
+// broker sent nothing for idle while messages were unacknowledged.
+func (c *mqttConn) pump(ctx context.Context, n int, qos byte, retain bool, payload []byte, g gen, pace pacer, idle time.Duration) error {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	win := int32(c.winSize)
+	for i := 0; i < n || c.inflightN.Load() > 0; {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("client %s: %d of %d sent, %d unacknowledged: %w", c.id, i, n, c.inflightN.Load(), context.Cause(ctx))
+		}
+		var due time.Time
+		for i < n && (qos == 0 || c.inflightN.Load() < win) {
+			if pace.interval > 0 {
+				if due = pace.due(i); time.Now().Before(due) {
+					break
+				}
+				due = time.Time{}
+			}
+			topic, s := g(i)
+			if err := c.write(topic, qos, retain, payload, s); err != nil {
 				return err
 			}
-			select {
-			case <-c.window:
-			case <-ctx.Done():
-				return fmt.Errorf("client %s: waiting for a window slot: %w", c.id, context.Cause(ctx))
+			i++
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		if c.inflightN.Load() == 0 {
+			if !due.IsZero() {
+				time.Sleep(time.Until(due))
+			}
+			continue
+		}
+		// Read at least one packet: until the next message is due when
+		// pacing, else until an ack arrives (or idle passes).
+		deadline, paced := time.Now().Add(idle), false
+		if !due.IsZero() && c.inflightN.Load() < win {
+			deadline, paced = due, true
+		}
+		c.nc.SetReadDeadline(deadline)
+		b, err := c.next()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				if paced {
+					continue // time to send the next one
+				}
+				return fmt.Errorf("client %s: no acknowledgement for %v with %d unacknowledged (%d of %d sent)", c.id, idle, c.inflightN.Load(), i, n)
+			}
+			if ctx.Err() != nil {
+				continue // reported at the top of the loop
+			}
+			return fmt.Errorf("client %s: read: %w", c.id, err)
+		}
+		for {
+			if err := c.handle(b); err != nil {
+				return err
+			}
+			if c.br.Buffered() == 0 {
+				break
+			}
+			if b, err = c.next(); err != nil {
+				return fmt.Errorf("client %s: read: %w", c.id, err)
 			}
 		}
 	}
+	return nil
+}
+
+// write encodes one PUBLISH stamped with s into the write buffer (the
+// payload's first bytes are overwritten), taking a packet id for QoS 1/2.
+func (c *mqttConn) write(topic string, qos byte, retain bool, payload []byte, s stamp) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	var id uint16
 	if qos > 0 {
 		for {
 			c.nextID++
@@ -349,6 +409,7 @@ func (c *mqttConn) publish(ctx context.Context, topic string, qos byte, retain b
 	if qos > 0 {
 		c.sentAt[id] = s.sent
 		c.busy[id] = true
+		c.inflightN.Add(1)
 	}
 	c.enc = packet.Publish{QoS: qos, Retain: retain, Topic: topic, PacketID: id, Payload: payload}
 	var err error
@@ -365,6 +426,9 @@ func (c *mqttConn) publish(ctx context.Context, topic string, qos byte, retain b
 func (c *mqttConn) flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.bw.Buffered() == 0 {
+		return nil
+	}
 	if err := c.bw.Flush(); err != nil {
 		return fmt.Errorf("client %s: flush: %w", c.id, err)
 	}
@@ -372,12 +436,7 @@ func (c *mqttConn) flush() error {
 }
 
 // inflight is the number of unacknowledged QoS 1/2 publishes.
-func (c *mqttConn) inflight() int {
-	if c.window == nil {
-		return 0
-	}
-	return cap(c.window) - len(c.window)
-}
+func (c *mqttConn) inflight() int { return int(c.inflightN.Load()) }
 
 // disconnect sends DISCONNECT and closes the connection.
 func (c *mqttConn) disconnect() {

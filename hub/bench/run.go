@@ -146,20 +146,17 @@ func newPacer(rate float64, publishers int) pacer {
 	return p
 }
 
-// wait returns once message i is due; flush is called before sleeping.
-func (p pacer) wait(i int, flush func() error) error {
+// due is when message i should be sent.
+func (p pacer) due(i int) time.Time { return p.start.Add(time.Duration(i) * p.interval) }
+
+// wait returns once message i is due.
+func (p pacer) wait(i int) {
 	if p.interval == 0 {
-		return nil
+		return
 	}
-	d := time.Until(p.start.Add(time.Duration(i) * p.interval))
-	if d <= 0 {
-		return nil
+	if d := time.Until(p.due(i)); d > 0 {
+		time.Sleep(d)
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	time.Sleep(d)
-	return nil
 }
 
 // pubsub runs fan-in, fan-out, mqttsn and durable: publishers each send
@@ -214,7 +211,6 @@ func (r *runner) pubsub(ctx context.Context) error {
 			return err
 		}
 		pubs = append(pubs, c)
-		r.serve(c.readLoop)
 	}
 
 	want := uint64(cfg.Publishers) * uint64(cfg.Messages)
@@ -231,20 +227,13 @@ func (r *runner) pubsub(ctx context.Context) error {
 			if sns != nil {
 				c := sns[p]
 				for i := 0; i < cfg.Messages && err == nil; i++ {
-					if err = pace.wait(i, func() error { return nil }); err == nil {
-						err = c.publish(pctx, int8(cfg.QoS), payload, stamp{pub: uint32(p), seq: uint64(i)})
-					}
+					pace.wait(i)
+					err = c.publish(pctx, int8(cfg.QoS), payload, stamp{pub: uint32(p), seq: uint64(i)})
 				}
 			} else {
-				c, topic := pubs[p], topicOf(p)
-				for i := 0; i < cfg.Messages && err == nil; i++ {
-					if err = pace.wait(i, c.flush); err == nil {
-						err = c.publish(pctx, topic, byte(cfg.QoS), false, payload, stamp{pub: uint32(p), seq: uint64(i)})
-					}
-				}
-				if err == nil {
-					err = c.flush()
-				}
+				topic := topicOf(p)
+				err = pubs[p].pump(pctx, cfg.Messages, byte(cfg.QoS), false, payload,
+					func(i int) (string, stamp) { return topic, stamp{pub: uint32(p), seq: uint64(i)} }, pace, cfg.Idle)
 			}
 			if err != nil && pctx.Err() == nil {
 				pubErr.CompareAndSwap(nil, &err)

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,14 +69,9 @@ func (r *runner) connections(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.serve(pub.readLoop)
-	payload := newPayload(cfg.PayloadSize)
-	for i := range n {
-		if err := pub.publish(ctx, fmt.Sprintf("bench/conn/%d", i), byte(cfg.QoS), false, payload, stamp{}); err != nil {
-			return err
-		}
-	}
-	if err := pub.flush(); err != nil {
+	err = pub.pump(ctx, n, byte(cfg.QoS), false, newPayload(cfg.PayloadSize),
+		func(i int) (string, stamp) { return "bench/conn/" + strconv.Itoa(i), stamp{} }, pacer{}, cfg.Idle)
+	if err != nil {
 		return err
 	}
 	delivered := func() (t uint64) {
@@ -106,21 +102,10 @@ func (r *runner) retained(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.serve(pub.readLoop)
-	payload := newPayload(cfg.PayloadSize)
-	for i := range n {
-		if err := pub.publish(ctx, fmt.Sprintf("bench/retained/%d", i), byte(cfg.QoS), true, payload, stamp{seq: uint64(i)}); err != nil {
-			return err
-		}
-	}
-	if err := pub.flush(); err != nil {
-		return err
-	}
-	if _, err := r.await(ctx, func() bool { return pub.inflight() == 0 }, pub.acked.Load); err != nil {
-		return err
-	}
-	if pub.inflight() != 0 {
-		return fmt.Errorf("retained: %d of %d retained publishes never acknowledged", pub.inflight(), n)
+	err = pub.pump(ctx, n, byte(cfg.QoS), true, newPayload(cfg.PayloadSize),
+		func(i int) (string, stamp) { return "bench/retained/" + strconv.Itoa(i), stamp{seq: uint64(i)} }, pacer{}, cfg.Idle)
+	if err != nil {
+		return fmt.Errorf("retained: storing the messages: %w", err)
 	}
 
 	m := startMeter(cfg.BrokerPID)
@@ -183,22 +168,10 @@ func (r *runner) backlog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.serve(pub.readLoop)
-	payload := newPayload(cfg.PayloadSize)
-	pace := newPacer(cfg.Rate, 1)
-	for i := range n {
-		if err := pace.wait(i, pub.flush); err != nil {
-			return err
-		}
-		if err := pub.publish(ctx, "bench/backlog", byte(cfg.QoS), false, payload, stamp{seq: uint64(i)}); err != nil {
-			return err
-		}
-	}
-	if err := pub.flush(); err != nil {
-		return err
-	}
-	if _, err := r.await(ctx, func() bool { return pub.inflight() == 0 }, pub.acked.Load); err != nil {
-		return err
+	err = pub.pump(ctx, n, byte(cfg.QoS), false, newPayload(cfg.PayloadSize),
+		func(i int) (string, stamp) { return "bench/backlog", stamp{seq: uint64(i)} }, newPacer(cfg.Rate, 1), cfg.Idle)
+	if err != nil {
+		return fmt.Errorf("backlog: queueing: %w", err)
 	}
 	queuedAt := r.epochNow()
 	sub, present, err := r.dial(ctx, id, false, 0)

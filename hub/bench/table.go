@@ -66,11 +66,48 @@ func (c *cell) lost() (lost, expected uint64) {
 	return
 }
 
+// Reference is figures measured elsewhere, shown beside the runs: one
+// column per Columns entry, rows keyed by case label.
+type Reference struct {
+	Columns []string
+	Rows    map[string][]string
+}
+
+// ReadReference reads a tab-separated file: a header line "case<TAB>column
+// ...", then one line per case; lines starting with # are comments.
+func ReadReference(r io.Reader) (*Reference, error) {
+	ref := &Reference{Rows: map[string][]string{}}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if ref.Columns == nil {
+			if len(f) < 2 {
+				return nil, fmt.Errorf("read reference: line %d: header needs case and at least one column, tab-separated", n)
+			}
+			ref.Columns = f[1:]
+			continue
+		}
+		if len(f) != len(ref.Columns)+1 {
+			return nil, fmt.Errorf("read reference: line %d: %d fields, header has %d", n, len(f), len(ref.Columns)+1)
+		}
+		ref.Rows[f[0]] = f[1:]
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read reference: %w", err)
+	}
+	return ref, nil
+}
+
 // WriteTable writes a Markdown table comparing brokers case by case: the
 // median over rounds of broker CPU per unit, peak RSS, latency and the
 // tool's own CPU per unit; loss, duplicates and reorders summed over the
 // rounds. Ratios are each broker against the first one seen.
-func WriteTable(w io.Writer, results []Result) {
+// ref (may be nil) adds its columns after the case.
+func WriteTable(w io.Writer, results []Result, ref *Reference) {
 	var cases, brokers []string
 	cells := map[[2]string]*cell{}
 	for _, r := range results {
@@ -87,6 +124,9 @@ func WriteTable(w io.Writer, results []Result) {
 		cells[k].runs = append(cells[k].runs, r)
 	}
 	hdr := []string{"case", "unit"}
+	if ref != nil {
+		hdr = append(hdr, ref.Columns...)
+	}
 	for i, b := range brokers {
 		hdr = append(hdr, b+" µs/unit")
 		if i > 0 {
@@ -101,6 +141,16 @@ func WriteTable(w io.Writer, results []Result) {
 	fmt.Fprintln(w, "|"+strings.Repeat("---|", len(hdr)))
 	for _, cs := range cases {
 		row := []string{cs, ""}
+		if ref != nil {
+			rr := ref.Rows[cs]
+			for i := range ref.Columns {
+				if i < len(rr) {
+					row = append(row, rr[i])
+				} else {
+					row = append(row, "")
+				}
+			}
+		}
 		var base float64
 		var notes []string
 		rounds := 0
@@ -113,7 +163,9 @@ func WriteTable(w io.Writer, results []Result) {
 				}
 				continue
 			}
-			row[1] = c.runs[0].Unit
+			if row[1] == "" {
+				row[1] = c.runs[0].Unit
+			}
 			rounds = max(rounds, len(c.runs))
 			v := c.med(func(r *Result) float64 { return r.BrokerUSPer })
 			row = append(row, fmt.Sprintf("%.1f", v))
