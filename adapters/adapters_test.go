@@ -340,3 +340,47 @@ func TestStuckAfter(t *testing.T) {
 		t.Fatalf("status %q after values moved again", got)
 	}
 }
+
+// A bus-wide fault (SDA held low) fails every sensor on that I²C bus, names
+// the bus error on their status topics, and leaves the 1-Wire probe alone;
+// when the bus recovers, both I²C sensors come back.
+func TestBusErrorOnOneBus(t *testing.T) {
+	clock := sim.NewManualClock(t0)
+	world := sim.NewWorld(clock.Now)
+	pub := &recPub{clock: clock}
+	cfgs := []SensorConfig{
+		{Name: "mast", Driver: "bme280", Bus: BusConfig{Type: "i2c", Name: "1"}, Interval: 10 * time.Second, Simulate: map[string]any{}},
+		{Name: "box", Driver: "mcp9808", Bus: BusConfig{Type: "i2c", Name: "1"}, Interval: 10 * time.Second, Simulate: map[string]any{}},
+		{Name: "tank", Driver: "ds18b20", Bus: BusConfig{Type: "onewire", Name: "w1"}, Interval: 10 * time.Second, Simulate: map[string]any{}},
+	}
+	a, err := New(cfgs, pub, Options{Clock: clock, Sim: world})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, a)
+	steps := func(d time.Duration) {
+		end := clock.Now().Add(d)
+		for clock.Now().Before(end) {
+			step(t, clock, 3)
+		}
+	}
+	steps(20 * time.Second)
+	world.AddI2C("1").SetBusError(errors.New("SDA held low"))
+	tank := len(pub.topic("sensors/tank"))
+	steps(40 * time.Second)
+	for _, n := range []string{"mast", "box"} {
+		if got := pub.last("sensors/" + n + "/status"); !strings.HasPrefix(got, "error: ") || !strings.Contains(got, "SDA held low") {
+			t.Errorf("%s status %q", n, got)
+		}
+	}
+	if got := len(pub.topic("sensors/tank")) - tank; got < 3 {
+		t.Errorf("tank published %d readings during the I²C fault", got)
+	}
+	world.AddI2C("1").SetBusError(nil)
+	steps(30 * time.Second)
+	for _, n := range []string{"mast", "box", "tank"} {
+		if got := pub.last("sensors/" + n + "/status"); got != "online" {
+			t.Errorf("%s status %q after the bus recovered", n, got)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 
+	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/ina219"
 
@@ -47,7 +48,11 @@ func Parse(m map[string]any) (Config, error) {
 }
 
 // Sensor is an open INA219.
-type Sensor struct{ dev *ina219.Dev }
+type Sensor struct {
+	dev  *ina219.Dev
+	bus  i2c.Bus
+	addr uint16
+}
 
 // Open calibrates the chip at s.Bus.
 func Open(s sensor.Spec, b sensor.Buses) (*Sensor, error) {
@@ -64,17 +69,21 @@ func Open(s sensor.Spec, b sensor.Buses) (*Sensor, error) {
 		SenseResistor: physic.ElectricResistance(cfg.ShuntOhms * float64(physic.Ohm)),
 		MaxCurrent:    physic.ElectricCurrent(cfg.MaxCurrent * float64(physic.Ampere)),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("ina219: %w", err)
+	addr := s.Bus.Address
+	if addr == 0 {
+		addr = 0x40
 	}
-	return &Sensor{dev: dev}, nil
+	if err != nil {
+		return nil, sensor.I2CCause(bus, addr, 0x00, fmt.Errorf("ina219: %w", err))
+	}
+	return &Sensor{dev: dev, bus: bus, addr: addr}, nil
 }
 
 // Read implements sensor.Sensor.
 func (d *Sensor) Read(context.Context, sensor.Waiter) ([]sensor.Value, error) {
 	pm, err := d.dev.Sense()
 	if err != nil {
-		return nil, fmt.Errorf("ina219: %w", err)
+		return nil, sensor.I2CCause(d.bus, d.addr, 0x00, fmt.Errorf("ina219: %w", err))
 	}
 	vals := []sensor.Value{
 		{Quantity: "voltage", Value: sensor.Volts(pm.Voltage), Unit: sensor.UnitVolt},

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 
+	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/mcp9808"
 
@@ -34,7 +35,28 @@ func Parse(m map[string]any) (float64, error) {
 }
 
 // Sensor is an open MCP9808.
-type Sensor struct{ dev *mcp9808.Dev }
+type Sensor struct {
+	dev  *mcp9808.Dev
+	bus  i2c.Bus
+	addr uint16
+}
+
+// checkID reads the manufacturer and device id registers (datasheet 5.1.4,
+// page 27): 0x0054 and 0x04xx. It gives the bus error that periph's driver
+// hides, and refuses a different chip at the address.
+func checkID(bus i2c.Bus, addr uint16) error {
+	var m, id [2]byte
+	if err := bus.Tx(addr, []byte{0x06}, m[:]); err != nil {
+		return fmt.Errorf("mcp9808: read manufacturer id: %w", err)
+	}
+	if err := bus.Tx(addr, []byte{0x07}, id[:]); err != nil {
+		return fmt.Errorf("mcp9808: read device id: %w", err)
+	}
+	if m != [2]byte{0x00, 0x54} || id[0] != 0x04 {
+		return fmt.Errorf("mcp9808: the chip at 0x%02x is not an MCP9808 (manufacturer id 0x%02x%02x, device id 0x%02x)", addr, m[0], m[1], id[0])
+	}
+	return nil
+}
 
 // Open configures the chip at s.Bus.
 func Open(s sensor.Spec, b sensor.Buses) (*Sensor, error) {
@@ -46,8 +68,15 @@ func Open(s sensor.Spec, b sensor.Buses) (*Sensor, error) {
 	if err != nil {
 		return nil, sensor.OpenError(s.Bus, err)
 	}
+	addr := s.Bus.Address
+	if addr == 0 {
+		addr = 0x18
+	}
+	if err := checkID(bus, addr); err != nil {
+		return nil, err
+	}
 	opts := mcp9808.DefaultOpts
-	opts.Addr = int(s.Bus.Address)
+	opts.Addr = int(addr)
 	switch r {
 	case 0.5:
 		opts.Res = mcp9808.Low
@@ -62,14 +91,14 @@ func Open(s sensor.Spec, b sensor.Buses) (*Sensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcp9808: %w", err)
 	}
-	return &Sensor{dev: dev}, nil
+	return &Sensor{dev: dev, bus: bus, addr: addr}, nil
 }
 
 // Read implements sensor.Sensor.
 func (d *Sensor) Read(context.Context, sensor.Waiter) ([]sensor.Value, error) {
 	var e physic.Env
 	if err := d.dev.Sense(&e); err != nil {
-		return nil, fmt.Errorf("mcp9808: %w", err)
+		return nil, sensor.I2CCause(d.bus, d.addr, 0x05, fmt.Errorf("mcp9808: %w", err))
 	}
 	c := e.Temperature.Celsius()
 	if err := tempRange.Check("temperature", c, sensor.UnitCelsius); err != nil {

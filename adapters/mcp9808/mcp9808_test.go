@@ -3,6 +3,7 @@ package mcp9808
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/outpost-iot/outpost/adapters/sensor"
@@ -48,5 +49,26 @@ func TestFaults(t *testing.T) {
 	}
 	if _, err := Parse(map[string]any{"resolution": 0.1}); err == nil || err.Error() != "option resolution: 0.1 is not 0.0625, 0.125, 0.25 or 0.5" {
 		t.Fatal(err)
+	}
+}
+
+// The id check refuses another chip at the address and keeps the bus error
+// that periph's driver would drop.
+func TestIDAndCause(t *testing.T) {
+	w := sim.NewWorld(nil)
+	w.AddI2C("1").Attach(0x19, sim.NewINA219(w.Now, "x", nil))
+	spec := sensor.Spec{Bus: sensor.BusRef{Type: "i2c", Name: "1", Address: 0x19}}
+	if _, err := Open(spec, w); err == nil || err.Error() != "mcp9808: the chip at 0x19 is not an MCP9808 (manufacturer id 0x0000, device id 0x00)" {
+		t.Fatalf("other chip: %v", err)
+	}
+	m := sim.NewMCP9808(w.Now, "t", nil)
+	w.AddI2C("1").Attach(0x19, m)
+	d, err := Open(spec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetFault(sim.FaultNACK)
+	if _, err := d.Read(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "SIM-I2C1: tx to 0x19: address not acknowledged") {
+		t.Fatalf("read error without its cause: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 )
 
@@ -61,4 +62,16 @@ func CheckRanges(vals []Value, ranges map[string]Range) error {
 // OpenError wraps an error from opening a bus with the bus named.
 func OpenError(b BusRef, err error) error {
 	return fmt.Errorf("open %s bus %q: %w", b.Type, b.Name, err)
+}
+
+// I2CCause adds the bus-level reason to an error from a periph driver that
+// drops it (mcp9808 and ina219 return "failed to read temperature" without
+// the I²C error): it reads one byte from register reg of the chip and, if
+// that fails too, appends that error, which names the bus and the fault.
+func I2CCause(b i2c.Bus, addr uint16, reg byte, err error) error {
+	var r [1]byte
+	if perr := b.Tx(addr, []byte{reg}, r[:]); perr != nil {
+		return fmt.Errorf("%v: %w", err, perr)
+	}
+	return err
 }
