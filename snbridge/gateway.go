@@ -212,8 +212,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.work[i] = ch
 		workers.Go(func() {
 			for j := range ch {
-				j.p.pending.Add(-1)
 				g.handle(j.p, j.b)
+				j.p.pending.Add(-1) // after: the reaper skips peers with work pending
 			}
 		})
 	}
@@ -287,19 +287,18 @@ func (g *Gateway) dispatch(t *trEntry, from net.Addr, b []byte) {
 		key.node = string(enc.NodeID)
 		b = enc.Msg
 	}
-	p := g.peerFor(key, t, enc)
+	p := g.peerFor(key, t, enc) // counts the datagram as pending
 	if p == nil {
 		g.cnt.drop(DropTooManyPeers)
 		g.rl.warn(g.now(), DropTooManyPeers, from.String(), "mqtt-sn: too many addresses without a connection")
 		return
 	}
-	p.lastSeen.Store(g.now().UnixNano())
-	if int(p.pending.Load()) >= g.cfg.PeerQueue {
+	if int(p.pending.Load()) > g.cfg.PeerQueue {
+		p.pending.Add(-1)
 		g.cnt.drop(DropFlood)
 		g.rl.warn(g.now(), DropFlood, p.String(), "mqtt-sn: address sends faster than it is served, dropping")
 		return
 	}
-	p.pending.Add(1)
 	select {
 	case g.work[p.worker] <- job{p: p, b: append([]byte(nil), b...)}:
 	default:
@@ -309,13 +308,19 @@ func (g *Gateway) dispatch(t *trEntry, from net.Addr, b []byte) {
 	}
 }
 
+// peerFor returns the peer for key, creating it, with its last-seen time
+// set and one more datagram pending: both under g.mu, so that the reaper in
+// tick never removes a peer a datagram is on its way to.
 func (g *Gateway) peerFor(key peerKey, t *trEntry, enc *snpacket.Encapsulated) *peer {
+	now := g.now().UnixNano()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if p := g.peers[key]; p != nil {
 		if enc != nil {
 			p.ctrl = enc.Ctrl
 		}
+		p.lastSeen.Store(now)
+		p.pending.Add(1)
 		return p
 	}
 	if len(g.peers) >= maxPeers {
@@ -328,6 +333,8 @@ func (g *Gateway) peerFor(key peerKey, t *trEntry, enc *snpacket.Encapsulated) *
 	if enc != nil {
 		p.encap, p.ctrl, p.node = true, enc.Ctrl, []byte(key.node)
 	}
+	p.lastSeen.Store(now)
+	p.pending.Add(1)
 	g.peers[key] = p
 	return p
 }

@@ -3,6 +3,7 @@ package snbridge
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,11 @@ func start(t testing.TB, mut func(*Config)) *env {
 	}
 	b := fakebroker.New()
 	lc := &logCounter{msgs: map[string]int{}}
-	g, err := New(cfg, b, b, slog.New(lc))
+	var h slog.Handler = lc
+	if os.Getenv("SNBRIDGE_TEST_DEBUG") != "" {
+		h = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+	}
+	g, err := New(cfg, b, b, slog.New(h))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
