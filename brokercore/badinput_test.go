@@ -138,3 +138,12 @@ func FuzzConnection(f *testing.F) {
 		}
 	})
 }
+
+// connect_timeout applies until CONNECT only: a client with keep alive 0
+// is not cut off afterwards (found by the fan-in benchmark).
+func TestConnectTimeoutEndsAtConnect(t *testing.T) {
+	b := testBroker(t, Config{ConnectTimeout: 100 * time.Millisecond}, Options{})
+	c := connected(t, b, packet.V311, "ka0", true, func(cp *packet.Connect) { cp.KeepAlive = 0 })
+	c.quiet(300 * time.Millisecond)
+	healthy(t, c)
+}

@@ -148,6 +148,9 @@ func (c *conn) readLoop() {
 		return
 	}
 	maxIn := c.b.cfg.MaxPacketSize
+	if c.keepAlive == 0 {
+		c.nc.SetReadDeadline(time.Time{}) // no keep alive: no deadline after CONNECT
+	}
 	for {
 		if c.keepAlive > 0 {
 			// [MQTT-3.1.2-22] one and a half times the keep alive.
