@@ -26,8 +26,10 @@ func TestReadBackAndFaults(t *testing.T) {
 	if vals[0].Value != 812 || math.Abs(vals[1].Value-23.4) > 0.003 || math.Abs(vals[2].Value-51) > 0.002 {
 		t.Fatalf("got %v", vals)
 	}
-	m.SetFault(sim.FaultBusError)
-	if _, err := d.Read(context.Background(), nil); err == nil {
-		t.Fatal("bus error read succeeded")
+	// A vanished chip fails at open. (A read-time fault is also an error,
+	// after periph's driver has polled data-ready for 6 s.)
+	m.SetFault(sim.FaultNACK)
+	if _, err := Open(sensor.Spec{Bus: sensor.BusRef{Type: "i2c", Name: "1", Address: 0x62}}, w); err == nil {
+		t.Fatal("open of a vanished chip succeeded")
 	}
 }
