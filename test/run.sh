@@ -34,7 +34,7 @@ if [ -n "${QUICK:-}" ]; then exit 0; fi
 
 # 32-bit ARM boxes: the packages that run there pass on GOARCH=386 too.
 echo "test/run.sh: GOARCH=386 go test (32-bit stand-in)"
-GOARCH=386 go test -timeout 15m ./brokercore/... ./snbridge/... ./adapters/... ./configs/... ./hub/sdnotify/...
+GOARCH=386 go test -timeout 15m ./brokercore/... ./snbridge/... ./adapters/... ./storeforward/... ./configs/... ./hub/sdnotify/...
 # Badger on 32-bit: a million queue entries across close/reopen cycles read
 # back intact (the ristretto allocator bug, see storeforward/queue).
 echo "test/run.sh: GOARCH=386 queue proof (1M entries, reopen cycles)"

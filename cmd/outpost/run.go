@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -37,7 +38,16 @@ and log level without dropping clients.`,
 	return cmd
 }
 
+// defaultMemoryLimit is the Go heap's soft limit when GOMEMLIMIT is not
+// set: a 512 MiB box keeps room for the OS and Badger's mapped tables
+// (storeforward/queue measured 117 MiB peak RSS filling 1M messages with a
+// 64 MiB limit, 215 MiB with none).
+const defaultMemoryLimit = 96 << 20
+
 func runHub(cmd *cobra.Command, path string) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	cfg, err := configs.Load(path, cmd.Flags())
 	if err != nil {
 		if es, ok := err.(configs.Errors); ok {
