@@ -489,3 +489,15 @@ func (s *sessionStore) heldTags() map[uint64]bool {
 	}
 	return m
 }
+
+// InFlight counts the outgoing QoS 2 messages whose exchange with the
+// cloud is under way in the uplink state stored in db (for `outpost queue
+// stat`; QoS 1 state is not stored).
+func InFlight(db msg.Store) (int, error) {
+	n := 0
+	err := db.Scan([]byte(keyOut), func(_, _ []byte) error {
+		n++
+		return nil
+	})
+	return n, err
+}

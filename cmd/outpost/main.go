@@ -62,6 +62,7 @@ embedded default: the broker on 127.0.0.1:1883, the MQTT-SN gateway on UDP
 		newSubCmd(),
 		newSensorsCmd(),
 		newBenchCmd(),
+		newQueueCmd(),
 		newVersionCmd(),
 	)
 	return root
