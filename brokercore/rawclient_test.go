@@ -215,3 +215,5 @@ func poll(t testing.TB, what string, cond func() bool) {
 }
 
 func testListeners() []listener.Config { return []listener.Config{{Address: "127.0.0.1:0"}} }
+
+func newMem() *msg.MemStore { return msg.NewMemStore() }
