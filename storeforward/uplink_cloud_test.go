@@ -25,7 +25,7 @@ const mosquittoBin = "/usr/sbin/mosquitto"
 // cloud is a real mosquitto on 127.0.0.1 that a test can stop and start
 // again on the same port with the same persistence directory.
 type cloud struct {
-	t     *testing.T
+	t     testing.TB
 	port  int
 	dir   string
 	conf  string
@@ -36,7 +36,7 @@ type cloud struct {
 	logMu sync.Mutex
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +48,7 @@ func freePort(t *testing.T) int {
 
 // startCloud runs mosquitto with persistence; extra is appended to its
 // listener section (max_qos 1, retain_available false, ...).
-func startCloud(t *testing.T, extra string) *cloud {
+func startCloud(t testing.TB, extra string) *cloud {
 	t.Helper()
 	if _, err := os.Stat(mosquittoBin); err != nil {
 		t.Skipf("mosquitto not installed at %s (apt-get install -y mosquitto): %v", mosquittoBin, err)

@@ -13,14 +13,14 @@ import (
 	"github.com/outpost-iot/outpost/storeforward/queue"
 )
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() && os.Getenv("UPLINK_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func openDB(t *testing.T, dir string) *queue.DB {
+func openDB(t testing.TB, dir string) *queue.DB {
 	t.Helper()
 	db, err := queue.Open(dir, queue.Options{MinFreeBytes: -1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -36,7 +36,7 @@ type running struct {
 	done   chan error
 }
 
-func startForwarder(t *testing.T, cfg Config, deps Deps) *running {
+func startForwarder(t testing.TB, cfg Config, deps Deps) *running {
 	t.Helper()
 	if deps.Logger == nil {
 		deps.Logger = testLogger(t)
@@ -234,5 +234,54 @@ func waitSent(t *testing.T, f *Forwarder, n int64, timeout time.Duration) {
 			t.Fatalf("sent %d < %d after %v (state %s, %s)", st.Sent, n, timeout, st.State, st.LastError)
 		}
 		time.Sleep(time.Millisecond) // poll, bounded by the deadline
+	}
+}
+
+// TestUplinkPriorityLanes: a higher-priority lane drains before a bulk
+// backlog queued earlier, and an alarm queued mid-drain overtakes the rest
+// of the backlog; each lane keeps its own order.
+func TestUplinkPriorityLanes(t *testing.T) {
+	cl := startCloud(t, "")
+	k := newCounter(t, cl.url(), "sites/#")
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	cfg := baseConfig(cl.url(), 5)
+	cfg.Enabled = false
+	f, err := New(cfg, Deps{DB: db, Logger: testLogger(t), SysInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bulk, pb := seqMessages("sensors/t", 1, 0, 5000)
+	early, pe := seqMessages("alarm/x", 2, 0, 10)
+	publish(t, f.Tap(), bulk...)
+	publish(t, f.Tap(), early...)
+	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db})
+	waitSent(t, r.f, 1000, 20*time.Second)
+	late, pl := seqMessages("alarm/x", 2, 10, 10)
+	publish(t, r.f.Tap(), late...)
+	want := map[string][]string{"sites/a/sensors/t": pb, "sites/a/alarm/x": append(pe, pl...)}
+	got := k.waitFor(t, want, 30*time.Second)
+	checkOrder(t, got, want)
+	bulkBefore := func(payload string) int {
+		n := 0
+		for _, a := range got {
+			if a.payload == payload && a.topic == "sites/a/alarm/x" {
+				return n
+			}
+			if a.topic == "sites/a/sensors/t" {
+				n++
+			}
+		}
+		return -1
+	}
+	if n := bulkBefore(pe[len(pe)-1]); n != 0 {
+		t.Errorf("%d bulk messages arrived before the alarms queued with them", n)
+	}
+	// The late alarms were queued after 1000 bulk sends: they may wait for
+	// the window in flight and the record being sent, not for the backlog.
+	n := bulkBefore(pl[len(pl)-1])
+	t.Logf("late alarms arrived after %d bulk messages (queued after 1000 were sent)", n)
+	if n < 0 || n > 1500 {
+		t.Errorf("%d of 5000 bulk messages arrived before the alarms queued after 1000", n)
 	}
 }
