@@ -491,6 +491,9 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) bool {
 	c.cleanDisc = p.ReasonCode != packet.DisconnectWithWill
 	c.reasonMu.Unlock()
 	c.setReason(fmt.Sprintf("client sent DISCONNECT (reason 0x%02x)", p.ReasonCode))
+	// Let go of the session before the socket closes, so that once the
+	// client sees the close, messages for it are queued, not in flight.
+	b.detachSession(c.sess, c, p.ReasonCode == packet.DisconnectWithWill)
 	c.closeAfter(nil)
 	return false
 }
@@ -512,7 +515,9 @@ func (c *conn) finish() {
 	if !c.connected {
 		return
 	}
-	b.stats.clientDisconnected()
+	// Counted last, so a caller that sees the count drop sees the session
+	// detached and the will sent.
+	defer b.stats.clientDisconnected()
 	c.reasonMu.Lock()
 	reason, clean, takenOver := c.reason, c.cleanDisc, c.takenOver
 	c.reasonMu.Unlock()

@@ -230,6 +230,7 @@ func TestMessageExpiry(t *testing.T) {
 	s.subscribe(1, "e/#", 1)
 	s.send(&packet.Disconnect{})
 	s.closed()
+	poll(t, "offline", func() bool { return b.Stats().ClientsConnected.Load() == 0 })
 	p := connected(t, b, packet.V5, "p", true)
 	p.send(&packet.Publish{Topic: "e/1", QoS: 1, PacketID: 1, Payload: []byte("short"), Props: packet.Properties{MessageExpiry: u32(5)}})
 	p.recvType(packet.PUBACK)

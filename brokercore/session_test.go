@@ -58,6 +58,7 @@ func TestMaxQueuedDropsCounted(t *testing.T) {
 	c.subscribe(1, "q", 1)
 	c.send(&packet.Disconnect{})
 	c.closed()
+	poll(t, "offline", func() bool { return b.Stats().ClientsConnected.Load() == 0 })
 	p := connected(t, b, packet.V311, "p", true)
 	for i := 1; i <= 3; i++ {
 		p.send(pub("q", 1, uint16(i), string(rune('0'+i))))
