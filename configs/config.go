@@ -30,6 +30,23 @@ type LogConfig struct {
 }
 
 // HTTPConfig is the web console, /metrics and /healthz listener.
+//
+// On a loopback address the console needs no login. On any other address
+// (or when Users is set) it asks for a login: a user named in Users with
+// that user's password from PasswordFile (the broker's password file by
+// default, written by `outpost passwd` or mosquitto_passwd).
 type HTTPConfig struct {
 	Listen string `mapstructure:"listen" yaml:"listen"` // "" = 127.0.0.1:9883; "off" disables it
+	// Users may log in to the console (and scrape /metrics with basic auth).
+	Users []string `mapstructure:"users" yaml:"users"`
+	// PasswordFile holds their passwords; "" = broker.password_file.
+	PasswordFile string `mapstructure:"password_file" yaml:"password_file"`
+	// TLS serves the console over HTTPS (both files, or neither).
+	TLS HTTPTLSConfig `mapstructure:"tls" yaml:"tls"`
+}
+
+// HTTPTLSConfig is the console's certificate and key (PEM).
+type HTTPTLSConfig struct {
+	CertFile string `mapstructure:"cert_file" yaml:"cert_file"`
+	KeyFile  string `mapstructure:"key_file" yaml:"key_file"`
 }

@@ -107,6 +107,9 @@ func normalize(c Config) Config {
 	if len(c.MQTTSN.PredefinedTopics) == 0 {
 		c.MQTTSN.PredefinedTopics = nil
 	}
+	if len(c.HTTP.Users) == 0 {
+		c.HTTP.Users = nil
+	}
 	return c
 }
 

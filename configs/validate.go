@@ -52,11 +52,54 @@ func (cfg Config) validateTop(es *Errors) {
 	default:
 		es.add("log.format", cfg.Log.Format, "must be text or json")
 	}
-	if cfg.HTTP.Listen != "" && cfg.HTTP.Listen != "off" {
-		if err := checkHostPort(cfg.HTTP.Listen); err != nil {
-			es.add("http.listen", cfg.HTTP.Listen, `%v (or "off" to disable the console)`, err)
+	cfg.validateHTTP(es)
+}
+
+// validateHTTP: a console off loopback needs a login (users and a
+// password file); TLS needs both files.
+func (cfg Config) validateHTTP(es *Errors) {
+	h := cfg.HTTP
+	if h.Listen == "off" {
+		return
+	}
+	if h.Listen != "" {
+		if err := checkHostPort(h.Listen); err != nil {
+			es.add("http.listen", h.Listen, `%v (or "off" to disable the console)`, err)
+			return
 		}
 	}
+	for i, u := range h.Users {
+		if u == "" || strings.ContainsAny(u, ":\x00") || !utf8.ValidString(u) {
+			es.add(fmt.Sprintf("http.users[%d]", i), u, "not a valid username (non-empty, no ':')")
+		}
+	}
+	loopback := h.Listen == "" || isLoopbackAddr(h.Listen)
+	if !loopback && len(h.Users) == 0 {
+		es.add("http.users", nil, "required when http.listen (%s) is not loopback: the console then asks for a login", h.Listen)
+	}
+	if (!loopback || len(h.Users) > 0) && h.PasswordFile == "" && cfg.Broker.PasswordFile == "" {
+		es.add("http.password_file", nil, "required for the console login (or set broker.password_file)")
+	}
+	switch {
+	case h.TLS.CertFile == "" && h.TLS.KeyFile != "":
+		es.add("http.tls.cert_file", nil, "required with http.tls.key_file")
+	case h.TLS.CertFile != "" && h.TLS.KeyFile == "":
+		es.add("http.tls.key_file", nil, "required with http.tls.cert_file")
+	}
+}
+
+// isLoopbackAddr reports whether host:port is on a loopback address or
+// "localhost".
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (cfg Config) validateBroker(es *Errors) {
