@@ -181,7 +181,7 @@ func clean(t *testing.T, res *Result, err error) {
 	}
 }
 
-func quietBroker(t *testing.T, cfg brokercore.Config, opts brokercore.Options) *brokertest.Server {
+func quietBroker(t testing.TB, cfg brokercore.Config, opts brokercore.Options) *brokertest.Server {
 	opts.Logger = slog.New(slog.DiscardHandler)
 	return brokertest.NewServerConfig(t, cfg, opts)
 }

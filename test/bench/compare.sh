@@ -23,7 +23,10 @@
 # Both brokers: max in-flight 20 per client, queues sized to hold a whole
 # run (max_queued 200000), nothing else changed from their defaults
 # (mosquitto keeps its default set_tcp_nodelay false).
-# mqttsn and durable exist only in outpost and run against it alone.
+# mqttsn and durable exist only in outpost and run against it alone;
+# "durable qos1 (tap wired)" runs test/bench/durablehub (outpost's broker,
+# database and forwarding tap, wired as the hub will) because `outpost run`
+# does not build the store-and-forward part yet.
 #
 # Needs: go, apt (to install mosquitto if missing), /usr/bin/python3 (free ports).
 set -euo pipefail
@@ -66,11 +69,12 @@ trap cleanup EXIT
 COMMIT="$(git -C "$ROOT" rev-parse --short=12 HEAD)"
 if [ "$WORKTREE" = 1 ]; then
   COMMIT="$COMMIT+worktree"
-  (cd "$ROOT" && go build -o "$TMP/outpost" ./cmd/outpost)
+  (cd "$ROOT" && go build -o "$TMP/outpost" ./cmd/outpost && go build -o "$TMP/durablehub" ./test/bench/durablehub)
 else
   mkdir -p "$TMP/src"
   git -C "$ROOT" archive HEAD | tar -x -C "$TMP/src"
-  (cd "$TMP/src" && GOFLAGS=-mod=mod go build -ldflags "-X main.version=$COMMIT" -o "$TMP/outpost" ./cmd/outpost)
+  (cd "$TMP/src" && GOFLAGS=-mod=mod go build -ldflags "-X main.version=$COMMIT" -o "$TMP/outpost" ./cmd/outpost &&
+    GOFLAGS=-mod=mod go build -o "$TMP/durablehub" ./test/bench/durablehub)
 fi
 OUTPOST="$TMP/outpost"
 echo "compare.sh: outpost $COMMIT, $(mosquitto -h 2>/dev/null | head -1), $(nproc) cores, scale $SCALE, $ROUNDS rounds" >&2
@@ -89,14 +93,16 @@ wait_port() {
   return 1
 }
 
-# start_mosquitto PORT
+# start_mosquitto PORT LIMITS (sized: queues hold a whole run; default: as shipped)
 start_mosquitto() {
   local dir="$TMP/run/mosquitto"; mkdir -p "$dir"
+  local limits="max_inflight_messages 20
+max_queued_messages 200000"
+  [ "$2" = default ] && limits="# default limits: max_inflight_messages 20, max_queued_messages 1000"
   cat >"$dir/mosquitto.conf" <<CONF
 listener $1 127.0.0.1
 allow_anonymous true
-max_inflight_messages 20
-max_queued_messages 200000
+$limits
 persistence false
 log_dest stderr
 log_type error
@@ -106,21 +112,23 @@ CONF
   wait_port "$1" "$BROKER_PID" || { cat "$dir/log" >&2; echo "compare.sh: mosquitto did not start" >&2; exit 1; }
 }
 
-# start_outpost PORT SNPORT DURABLE
+# start_outpost PORT SNPORT DURABLE LIMITS
 start_outpost() {
   local dir="$TMP/run/outpost"; rm -rf "$dir"; mkdir -p "$dir"
   local sn="mqttsn: {enabled: false}"
   [ "$2" != 0 ] && sn="mqttsn: {enabled: true, listen: \"127.0.0.1:$2\", advertise_interval: -1s}"
   local uplink="uplink: {enabled: false}"
   [ "$3" = 1 ] && uplink='uplink: {enabled: false, forward: [{filter: "bench/#", qos: 1}]}'
+  local limits="  max_inflight: 20
+  max_queued: 200000"
+  [ "$4" = default ] && limits="  # default limits: max_inflight 20, max_queued 10000"
   cat >"$dir/outpost.yaml" <<CONF
 data_dir: $dir/data
 log: {level: warn}
 broker:
   listeners:
     - {address: "127.0.0.1:$1"}
-  max_inflight: 20
-  max_queued: 200000
+$limits
   sys_interval: 1s
 $sn
 sensors: []
@@ -132,25 +140,40 @@ CONF
   wait_port "$1" "$BROKER_PID" || { cat "$dir/log" >&2; echo "compare.sh: outpost did not start" >&2; exit 1; }
 }
 
+# start_durablehub PORT: broker + Badger + forwarding tap, as the hub will
+# wire them (see test/bench/durablehub).
+start_durablehub() {
+  local dir="$TMP/run/durablehub"; rm -rf "$dir"; mkdir -p "$dir"
+  "$TMP/durablehub" -listen "127.0.0.1:$1" -data "$dir/data" -filter "bench/#" 2>"$dir/log" &
+  BROKER_PID=$!
+  wait_port "$1" "$BROKER_PID" || { cat "$dir/log" >&2; echo "compare.sh: durablehub did not start" >&2; exit 1; }
+}
+
 stop_broker() {
   kill "$BROKER_PID" 2>/dev/null || true
   wait "$BROKER_PID" 2>/dev/null || true
   BROKER_PID=""
 }
 
-# The matrix: case label | brokers | bench arguments.
+# The matrix: case label | brokers | broker limits | bench arguments.
+# "default limits" rows run both brokers with their shipped queue limits
+# (outpost max_queued 10000, mosquitto max_queued_messages 1000): they show
+# what happens to acknowledged messages when a subscriber's queue fills.
 CASES=(
-  "fan-in qos0|both|fan-in -q 0 -n $(n 20000)"
-  "fan-in qos1|both|fan-in -q 1 -n $(n 20000)"
-  "fan-in qos2|both|fan-in -q 2 -n $(n 20000)"
-  "fan-in qos2 w64|both|fan-in -q 2 -w 64 -n $(n 20000)"
-  "fan-out qos0|both|fan-out -q 0 -n $(n 2000)"
-  "fan-out qos1|both|fan-out -q 1 -n $(n 2000)"
-  "connections|both|connections -n $(n 2000)"
-  "retained qos1|both|retained -q 1 -n $(n 10000)"
-  "backlog qos1|both|backlog -q 1 -n $(n 10000)"
-  "mqttsn qos1|outpost|mqttsn -q 1 -n $(n 5000)"
-  "durable qos1|outpost|durable -n $(n 5000)"
+  "fan-in qos0|both|sized|fan-in -q 0 -n $(n 20000)"
+  "fan-in qos1|both|sized|fan-in -q 1 -n $(n 20000)"
+  "fan-in qos2|both|sized|fan-in -q 2 -n $(n 20000)"
+  "fan-in qos2 w64|both|sized|fan-in -q 2 -w 64 -n $(n 20000)"
+  "fan-out qos0|both|sized|fan-out -q 0 -n $(n 2000)"
+  "fan-out qos1|both|sized|fan-out -q 1 -n $(n 2000)"
+  "connections|both|sized|connections -n $(n 2000)"
+  "retained qos1|both|sized|retained -q 1 -n $(n 10000)"
+  "backlog qos1|both|sized|backlog -q 1 -n $(n 10000)"
+  "fan-in qos1, default limits|both|default|fan-in -q 1 -n $(n 20000)"
+  "fan-in qos2 w64, default limits|both|default|fan-in -q 2 -w 64 -n $(n 20000)"
+  "mqttsn qos1|outpost|sized|mqttsn -q 1 -n $(n 5000)"
+  "durable qos1|outpost|sized|durable -n $(n 5000)"
+  "durable qos1 (tap wired)|durablehub|sized|durable -n $(n 5000)"
 )
 
 RESULTS="$OUT/results.jsonl"
@@ -158,20 +181,26 @@ RESULTS="$OUT/results.jsonl"
 start=$(date +%s)
 for round in $(seq 1 "$ROUNDS"); do
   for c in "${CASES[@]}"; do
-    IFS='|' read -r label brokers args <<<"$c"
+    IFS='|' read -r label brokers limits args <<<"$c"
     if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$label,"* ]]; then continue; fi
     order="mosquitto outpost"
     [ $((round % 2)) = 0 ] && order="outpost mosquitto"   # interleave: neither always goes first
     [ "$brokers" = outpost ] && order="outpost"
+    [ "$brokers" = durablehub ] && order="durablehub"
     for b in $order; do
       port=$(free_port)
       snport=0 durable=0
       [[ $label == mqttsn* ]] && snport=$(free_udp_port)
       [[ $label == durable* ]] && durable=1
-      if [ "$b" = mosquitto ]; then start_mosquitto "$port"; else start_outpost "$port" "$snport" "$durable"; fi
+      case $b in
+        mosquitto) start_mosquitto "$port" "$limits" ;;
+        outpost) start_outpost "$port" "$snport" "$durable" "$limits" ;;
+        durablehub) start_durablehub "$port" ;;
+      esac
       echo "compare.sh: round $round, $label, $b" >&2
       # shellcheck disable=SC2086
-      "$OUTPOST" bench $args -p "$port" --sn-port "$snport" --broker "$b" --case "$label" \
+      label_b=$b; [ "$b" = durablehub ] && label_b=outpost   # same column: it is outpost's broker and tap
+      "$OUTPOST" bench $args -p "$port" --sn-port "$snport" --broker "$label_b" --case "$label" \
         --broker-pid "$BROKER_PID" --round "$round" --commit "$COMMIT" --json >>"$RESULTS" \
         || echo "compare.sh: $label on $b, round $round: bench exited $? (kept in the results)" >&2
       stop_broker
