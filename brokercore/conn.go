@@ -58,12 +58,11 @@ type conn struct {
 	hardStop   chan struct{}
 	stopOnce   sync.Once
 
-	reasonMu    sync.Mutex
-	reason      string // why the connection ended, for the log
-	cleanDisc   bool   // DISCONNECT 0x00 received (no will)
-	takenOver   bool
-	shuttingOff bool
-	detached    chan struct{} // closed when the session has been let go
+	reasonMu  sync.Mutex
+	reason    string // why the connection ended, for the log
+	cleanDisc bool   // DISCONNECT 0x00 received (no will)
+	takenOver bool
+	detached  chan struct{} // closed when the session has been let go
 }
 
 // inAck is the acknowledgement of one received QoS 1/2 PUBLISH (or a
@@ -99,9 +98,6 @@ func (c *conn) setReason(r string) {
 
 // shutdown is Broker.Shutdown's stop for this connection.
 func (c *conn) shutdown() {
-	c.reasonMu.Lock()
-	c.shuttingOff = true
-	c.reasonMu.Unlock()
 	c.setReason("server shutting down")
 	if c.version == packet.V5 && c.connected0() {
 		c.closeAfter(&packet.Disconnect{ReasonCode: packet.ServerShuttingDown})
@@ -288,6 +284,11 @@ func (c *conn) connect(cp *packet.Connect) error {
 		}
 	}
 	c.clientID = cp.ClientID
+	if v5 && cp.Props.AuthMethod != "" {
+		// Enhanced authentication (4.12) is not offered [MQTT-4.12.0-1].
+		c.logRefusal("enhanced authentication method "+cp.Props.AuthMethod+" not supported", cp)
+		return refuse(packet.V3NotAuthorized, packet.BadAuthenticationMethod, "unsupported authentication method")
+	}
 	// Authentication.
 	an, _ := b.auth()
 	if cp.UsernameFlag {

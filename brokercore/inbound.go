@@ -84,7 +84,10 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 		if v5 {
 			a.ack.ReasonCode = packet.NotAuthorized
 		} else if p.QoS == 2 {
-			c.recordQoS2(p.PacketID)
+			// 3.1.1 completes the exchange as if accepted; the PUBCOMP
+			// that ends it decrements the count.
+			c.inflightIn.Add(1)
+			c.commitOps(c.recordQoS2(p.PacketID))
 		}
 		c.queueAck(a)
 		return true
@@ -298,4 +301,13 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) {
 		ack.ReasonCodes = codes
 	}
 	c.send(ack)
+}
+
+func (c *conn) commitOps(ops []msg.Op) {
+	if len(ops) == 0 {
+		return
+	}
+	c.b.storeMu.Lock()
+	c.b.commitLocked(ops, nil)
+	c.b.storeMu.Unlock()
 }

@@ -52,12 +52,6 @@ func (r *retainedStore) match(filter string) []*msg.Message {
 	return out
 }
 
-func (r *retainedStore) len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.m)
-}
-
 // sendRetained queues the retained messages matching filter to s, with the
 // retain flag set [MQTT-3.3.1-8], checking the ACL per message.
 func (b *Broker) sendRetained(s *session, filter string, o subOpts) {
