@@ -19,6 +19,18 @@ type Config struct {
 	Reconnect       Backoff        `mapstructure:"reconnect" yaml:"reconnect"`
 	// StatusTopic carries the retained birth "online" and the will "offline"; "" = <first remote_prefix>status.
 	StatusTopic string `mapstructure:"status_topic" yaml:"status_topic"`
+	// Budget caps what the uplink sends per day on a metered link.
+	Budget Budget `mapstructure:"budget" yaml:"budget"`
+}
+
+// Budget is a daily cap on the bytes the uplink sends (estimated PUBLISH
+// packet sizes, counted from local midnight). When it is reached the queue
+// keeps filling and drains again the next day.
+type Budget struct {
+	DailyBytes string `mapstructure:"daily_bytes" yaml:"daily_bytes"` // e.g. "50MB"; "" = no cap
+	// Reserve is the part of DailyBytes only the highest-priority lane
+	// may use (alarms still go when bulk telemetry has used its share).
+	Reserve string `mapstructure:"reserve" yaml:"reserve"`
 }
 
 // TLSConfig for the cloud connection.

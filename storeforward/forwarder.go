@@ -83,6 +83,8 @@ type Forwarder struct {
 	dl       []DownlinkRule
 
 	dbID     string        // random id of the database, in every outpost-id
+	daily    int64         // uplink.budget.daily_bytes; 0 = no cap
+	reserve  int64         // uplink.budget.reserve
 	appended chan struct{} // a tap append completed: there is more to drain
 
 	// Owned by the Run goroutine (and the client's reader, after Dial).
@@ -97,6 +99,8 @@ type Forwarder struct {
 
 	mu sync.Mutex // guards st and the counters in st
 	st linkState
+
+	savedBudget string // guarded by mu: the u/budget value last written
 
 	runMu   sync.Mutex
 	running bool
@@ -164,6 +168,13 @@ func New(cfg Config, deps Deps) (*Forwarder, error) {
 	if f.dbID, err = loadIdentity(deps.DB); err != nil {
 		return nil, err
 	}
+	if f.daily, f.reserve, err = budgetLimits(cfg.Budget); err != nil {
+		return nil, err
+	}
+	if err := f.loadBudget(); err != nil {
+		return nil, fmt.Errorf("load uplink budget: %w", err)
+	}
+	f.st.Budget = f.daily
 	f.willQoS = 1
 	f.st.State = StateDisconnected
 	return f, nil

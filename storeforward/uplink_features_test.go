@@ -290,3 +290,70 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("default max: %v", d)
 	}
 }
+
+// TestUplinkBudget: with a daily budget, bulk telemetry stops at the
+// budget less the reserve, alarms still use the reserve, and the next day
+// the rest drains.
+func TestUplinkBudget(t *testing.T) {
+	cl := startCloud(t, "")
+	k := newCounter(t, cl.url(), "sites/#")
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	var clock sync.Mutex
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.Local)
+	nowFn := func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	cfg := baseConfig(cl.url(), 5)
+	cfg.Budget = Budget{DailyBytes: "3kB", Reserve: "1000"}
+	r := startForwarder(t, cfg, Deps{DB: db, Now: nowFn})
+	bulk, _ := seqMessages("sensors/t", 1, 0, 100)
+	for i := range bulk {
+		bulk[i].Received = now
+	}
+	publish(t, r.f.Tap(), bulk...)
+	poll(t, "bulk paused at the budget less the reserve", 10*time.Second, func() bool {
+		st := r.f.Status()
+		return st.Paused != "" && st.InFlight == 0
+	})
+	st := r.f.Status()
+	if st.BytesToday < 2000 || st.BytesToday > 2200 || st.Sent >= 100 {
+		t.Fatalf("bulk: %d bytes, %d sent; want to stop just past 2000 bytes", st.BytesToday, st.Sent)
+	}
+	sentBulk := st.Sent
+	alarms, pa := seqMessages("alarm/x", 2, 0, 5)
+	for i := range alarms {
+		alarms[i].Received = now
+	}
+	publish(t, r.f.Tap(), alarms...)
+	k.waitFor(t, map[string][]string{"sites/a/alarm/x": pa}, 10*time.Second)
+	if st := r.f.Status(); st.Sent != sentBulk+5 || st.BytesToday > 3000 {
+		t.Fatalf("after alarms: sent %d (bulk %d), %d bytes", st.Sent, sentBulk, st.BytesToday)
+	}
+	clock.Lock()
+	now = now.Add(24 * time.Hour)
+	clock.Unlock()
+	poll(t, "next day: draining again", 10*time.Second, func() bool { return r.f.Status().Sent > sentBulk+5 })
+	// The new day has its own budget: about 16 more bulk messages.
+	poll(t, "paused again", 10*time.Second, func() bool { st := r.f.Status(); return st.Paused != "" && st.InFlight == 0 })
+	if st := r.f.Status(); st.Day != "2026-03-02" || st.Sent >= 100 {
+		t.Fatalf("second day: %+v", st)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"50MB": 50e6, "1GiB": 1 << 30, "1.5kB": 1500, "1048576": 1 << 20, "3 KiB": 3072} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MB", "5G", "-1", "1e400"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+	if _, _, err := budgetLimits(Budget{DailyBytes: "1MB", Reserve: "2MB"}); err == nil {
+		t.Errorf("a reserve above the budget was accepted")
+	}
+	if _, _, err := budgetLimits(Budget{DailyBytes: "-1"}); err == nil {
+		t.Errorf("a negative budget was accepted")
+	}
+}

@@ -75,9 +75,6 @@ func loadIdentity(db msg.Store) (string, error) {
 	return id, nil
 }
 
-// budgetAllows reports whether lane i may send now.
-func (f *Forwarder) budgetAllows(i int) bool { return true }
-
 // decodeQueued decodes a queue record into the message to send.
 func decodeQueued(b []byte) (msg.Message, error) {
 	r, err := DecodeRecord(b)

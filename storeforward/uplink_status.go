@@ -245,8 +245,18 @@ func (f *Forwarder) runSys(ctx context.Context) {
 		iv = 10 * time.Second
 	}
 	if iv < 0 || f.deps.Publisher == nil {
-		<-ctx.Done()
-		return
+		// No status to publish; still save the budget now and then.
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				f.saveBudget()
+				return
+			case <-t.C:
+				f.saveBudget()
+			}
+		}
 	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
@@ -254,9 +264,11 @@ func (f *Forwarder) runSys(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			f.saveBudget()
 			return
 		case <-t.C:
 			f.publishSys(ctx, false)
+			f.saveBudget()
 		}
 	}
 }
@@ -286,6 +298,8 @@ func (f *Forwarder) publishSys(ctx context.Context, stateOnly bool) {
 			{"messages/downgraded", strconv.FormatInt(st.Downgraded, 10)},
 			{"messages/downlinked", strconv.FormatInt(st.Downlinked, 10)},
 			{"bytes/today", strconv.FormatInt(st.BytesToday, 10)},
+			{"budget/daily", strconv.FormatInt(st.Budget, 10)},
+			{"budget/paused", st.Paused},
 			{"queue/depth", strconv.FormatInt(st.Queue.Depth, 10)},
 			{"queue/bytes", strconv.FormatInt(st.Queue.Bytes, 10)},
 			{"queue/oldest_age", fmt.Sprintf("%.0f", st.Queue.OldestAge.Seconds())},
