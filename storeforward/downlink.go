@@ -92,6 +92,13 @@ func (f *Forwarder) downlink(m *client.Message) {
 		return
 	}
 	local := rule.LocalPrefix + strings.TrimPrefix(m.Topic, rule.StripPrefix)
+	if strings.HasPrefix(local, "$") {
+		// The cloud does not get to write the broker's own $ topics
+		// ([MQTT-4.7.2-1] reserves them for the server).
+		f.count(func(st *Status) { st.DownlinkErrors++ })
+		f.log.Warn("refusing a downlinked message for a $ topic", "cloud_topic", m.Topic, "topic", local)
+		return
+	}
 	lm := msg.Message{
 		Topic:           local,
 		Payload:         m.Payload,

@@ -357,3 +357,35 @@ func TestParseSize(t *testing.T) {
 		t.Errorf("a negative budget was accepted")
 	}
 }
+
+// TestDownlinkRules: prefixes are stripped and added, a topic no rule
+// matches is ignored, and the cloud cannot write a local $ topic.
+func TestDownlinkRules(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	cfg := Config{Downlink: []DownlinkRule{
+		{Filter: "c/a/#", StripPrefix: "c/a/", LocalPrefix: "cmd/"},
+		{Filter: "c/#", StripPrefix: "c/"},
+	}}
+	f, err := New(cfg, Deps{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	f.pub = rec
+	for _, tp := range []string{"c/a/valve", "c/b/pump", "c/$SYS/broker/uptime", "other/x"} {
+		f.downlink(&client.Message{Topic: tp, Payload: []byte("1"), QoS: 1})
+	}
+	rec.mu.Lock()
+	var got []string
+	for _, m := range rec.msgs {
+		got = append(got, m.Topic)
+	}
+	rec.mu.Unlock()
+	if len(got) != 2 || got[0] != "cmd/valve" || got[1] != "b/pump" {
+		t.Fatalf("published locally: %q", got)
+	}
+	if st := f.Status(); st.Downlinked != 2 || st.DownlinkErrors != 1 {
+		t.Fatalf("downlinked %d, errors %d", st.Downlinked, st.DownlinkErrors)
+	}
+}

@@ -191,13 +191,16 @@ func (s *sessionStore) holds(tag uint64) bool {
 	return s.tags[tag] > 0
 }
 
-// outgoing is the number of outgoing entries (messages in flight).
+// outgoing is the number of queue records in flight (the birth message,
+// tag 0, is not one).
 func (s *sessionStore) outgoing() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for _, c := range s.tags {
-		n += c
+	for t, c := range s.tags {
+		if t != 0 {
+			n += c
+		}
 	}
 	return n
 }
