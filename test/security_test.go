@@ -23,10 +23,11 @@ import (
 // ACL files, bad files refusing start, SIGHUP reloads and connection
 // limits. Certificates are made per test by testcerts_test.go.
 
-// secConfig is a config with only the broker; broker holds the lines under
-// "broker:" (two-space indented).
+// secConfig is a config with only the broker (no web console, so tests
+// can run in parallel); broker holds the lines under "broker:" (two-space
+// indented).
 func secConfig(broker string) string {
-	return "data_dir: %DATA%\nbroker:\n  sys_interval: -1s\n" + broker
+	return "data_dir: %DATA%\nhttp: {listen: \"off\"}\nbroker:\n  sys_interval: -1s\n" + broker
 }
 
 // tlsListener is one broker.listeners entry with TLS.
@@ -365,7 +366,7 @@ func TestSecurityMixUpsLogged(t *testing.T) {
 }
 
 // writeFile writes s to path (0600) or fails the test.
-func writeFile(t *testing.T, path, s string) {
+func writeFile(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)

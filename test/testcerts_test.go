@@ -19,7 +19,7 @@ import (
 // testCA is a certificate authority made for one test, with its
 // certificate written to <dir>/<name>-ca.crt.
 type testCA struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	name   string
 	cert   *x509.Certificate
@@ -47,7 +47,7 @@ type certSpec struct {
 
 // newTestCA makes a P-256 CA valid from an hour ago for ten years and
 // writes its certificate into dir.
-func newTestCA(t *testing.T, dir, name string) *testCA {
+func newTestCA(t testing.TB, dir, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -170,7 +170,7 @@ type testPKI struct {
 	ClientCN    string
 }
 
-func newTestPKI(t *testing.T) *testPKI {
+func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
 	dir := t.TempDir()
 	p := &testPKI{Dir: dir, ClientCN: "sensor-7"}
@@ -188,7 +188,7 @@ func newTestPKI(t *testing.T) *testPKI {
 	return p
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
