@@ -27,10 +27,11 @@ type mqttConn struct {
 	version byte
 	epoch   time.Time
 
-	wmu sync.Mutex // guards bw, enc, buf and the publisher's id state
-	bw  *bufio.Writer
-	enc packet.Publish
-	buf []byte
+	wmu    sync.Mutex // guards bw, enc, buf and the publisher's id state
+	bw     *bufio.Writer
+	enc    packet.Publish
+	buf    []byte
+	ackBuf [4]byte
 
 	// Publisher side.
 	winSize   int
@@ -288,7 +289,8 @@ func pidOf(b []byte) uint16 {
 func (c *mqttConn) ack(t packet.Type, flags byte, id uint16) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.bw.Write([]byte{byte(t)<<4 | flags, 2, byte(id >> 8), byte(id)})
+	c.ackBuf = [4]byte{byte(t)<<4 | flags, 2, byte(id >> 8), byte(id)}
+	c.bw.Write(c.ackBuf[:])
 	if c.br.Buffered() == 0 {
 		if err := c.bw.Flush(); err != nil {
 			return fmt.Errorf("client %s: write %v: %w", c.id, t, err)
