@@ -404,13 +404,13 @@ func TestSecurityPasswordFile(t *testing.T) {
 				if exitCode(err) == 0 {
 					t.Fatalf("wrong password accepted:\n%s", out)
 				}
-				// mosquitto_pub prints the CONNACK's meaning.
-				want := "not authorised"
+				// mosquitto_pub exits with the CONNACK code and prints its meaning.
+				want, code := "not authorised", 5
 				if v == "5" {
-					want = "bad user name or password"
+					want, code = "bad user name or password", 0x86
 				}
-				if !strings.Contains(strings.ToLower(out), want) {
-					t.Errorf("mosquitto_pub -V %s with a wrong password: exit %d, output %q, want %q", v, exitCode(err), out, want)
+				if !strings.Contains(strings.ToLower(out), want) || exitCode(err) != code {
+					t.Errorf("mosquitto_pub -V %s with a wrong password: exit %d, output %q; want exit %d and %q", v, exitCode(err), out, code, want)
 				}
 			})
 		}
@@ -437,8 +437,8 @@ func TestSecurityPasswordFile(t *testing.T) {
 			t.Errorf("paho.golang v5 bob: %v", err)
 		}
 		out, err := runTool(t, "mosquitto_pub", mosqArgs(t, addr, "-t", "pw/anon", "-m", "x")...)
-		if err == nil {
-			t.Errorf("anonymous mosquitto_pub accepted with allow_anonymous false:\n%s", out)
+		if exitCode(err) != 5 {
+			t.Errorf("anonymous mosquitto_pub with allow_anonymous false: exit %d, want 5 (CONNACK not authorised):\n%s", exitCode(err), out)
 		}
 	})
 
