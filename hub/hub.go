@@ -44,6 +44,7 @@ type Hub struct {
 	broker   *brokercore.Broker
 	gateway  *snbridge.Gateway
 	sensors  *adapters.Adapters
+	http     *httpState     // the web console (http.go)
 	runners  sync.WaitGroup // goroutines of parts that Run(ctx)
 	failed   chan error     // a part whose Run ended on its own
 	mu       sync.Mutex

@@ -24,6 +24,9 @@ func (h *Hub) parts() []*part {
 	if len(h.cfg.Sensors) > 0 {
 		ps = append(ps, &part{name: "sensors", start: h.startSensors})
 	}
+	if h.cfg.HTTP.Listen != "off" {
+		ps = append(ps, &part{name: "http console", start: h.startHTTP})
+	}
 	return ps
 }
 

@@ -29,6 +29,9 @@ func (h *Hub) summary() {
 	if !h.cfg.Uplink.Enabled {
 		h.line("uplink off (no cloud configured)")
 	}
+	if h.http != nil {
+		h.line("web console listening on %s (%s)", h.http.addr, h.http.url())
+	}
 }
 
 func (h *Hub) line(format string, args ...any) {
