@@ -99,7 +99,8 @@ func (c *conn) setReason(r string) {
 // shutdown is Broker.Shutdown's stop for this connection.
 func (c *conn) shutdown() {
 	c.setReason("server shutting down")
-	if c.version == packet.V5 && c.connected0() {
+	// connected0 first: it orders the read of version after the handshake's write.
+	if c.connected0() && c.version == packet.V5 {
 		c.closeAfter(&packet.Disconnect{ReasonCode: packet.ServerShuttingDown})
 	} else {
 		c.closeAfter(nil)
@@ -376,13 +377,14 @@ func (c *conn) connect(cp *packet.Connect) error {
 			ack.Props.MaximumPacketSize = &mp
 		}
 	}
-	// The CONNACK goes first [MQTT-3.2.0-1]; then the session resumes.
-	c.send(ack)
+	// Counted before the CONNACK, so a client that has its CONNACK is counted.
+	b.stats.clientConnected()
 	c.reasonMu.Lock()
 	c.sess = s
 	c.reasonMu.Unlock()
 	c.connected = true
-	b.stats.clientConnected()
+	// The CONNACK goes first [MQTT-3.2.0-1]; then the session resumes.
+	c.send(ack)
 	if c.debug {
 		b.log.Debug("New client connected", "address", c.addr, "client", c.clientID, "protocol", protoName(c.version),
 			"clean", cp.CleanStart, "keepalive", ka, "username", c.username)

@@ -51,14 +51,25 @@ func (b *Broker) route(m *msg.Message, pre []msg.Op, done func(error)) {
 		ops = b.retained.set(b, m, ops)
 	}
 	_, az := b.auth()
+	var inprocArr [8]*session
+	inproc := inprocArr[:0]
 	for i := 0; i < len(matches); {
 		j := i + 1
 		for j < len(matches) && matches[j].s == matches[i].s {
 			j++
 		}
-		ops = b.deliverTo(m, matches[i:j], az, ops)
+		var in bool
+		ops, in = b.deliverTo(m, matches[i:j], az, ops)
+		if in {
+			inproc = append(inproc, matches[i].s)
+		}
 		i = j
 	}
+	defer func() {
+		for _, s := range inproc {
+			s.flushDeliver()
+		}
+	}()
 	if len(matches) == 0 {
 		b.stats.Dropped.NoSubscribers.Add(1)
 	}
@@ -107,7 +118,7 @@ func (b *Broker) matchBuf() *[]subRef {
 // deliverTo gives m to one session, which holds every subscription in
 // subs that matched: one delivery with the highest QoS and every
 // subscription identifier (MQTT 5.0 section 3.3.4).
-func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []msg.Op) []msg.Op {
+func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []msg.Op) (_ []msg.Op, inproc bool) {
 	s := subs[0].s
 	var qos byte
 	var rap, any bool
@@ -127,7 +138,7 @@ func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []m
 		}
 	}
 	if !any {
-		return ops
+		return ops, false
 	}
 	// QoS downgrade to the subscription's QoS [MQTT-3.8.4-8].
 	if m.QoS < qos {
@@ -138,11 +149,12 @@ func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []m
 	if az != nil && !s.inprocNoACL() && !az.Allow(s.id, s.username, m.Topic, AccessRead) {
 		s.mu.Unlock()
 		b.stats.Dropped.NotAuthorized.Add(1)
-		return ops
+		return ops, false
 	}
 	ops = s.enqueueLocked(om, ops)
+	inproc = len(s.pending) > 0
 	s.mu.Unlock()
-	return ops
+	return ops, inproc
 }
 
 // inprocNoACL: a bare in-process subscriber (Broker.Subscribe) is trusted.

@@ -399,3 +399,32 @@ func TestInprocSubscribePublishAndSessions(t *testing.T) {
 		t.Fatal("queued message not delivered on resume")
 	}
 }
+
+// An in-process subscriber may publish from its callback (Deliver runs
+// with no broker lock held), e.g. a request/response responder.
+func TestInprocCallbackMayPublish(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	replies := make(chan msg.Message, 1)
+	cancel2, _ := b.Subscribe("reply", 1, func(m msg.Message) { replies <- m })
+	defer cancel2()
+	cancel, err := b.Subscribe("req", 1, func(m msg.Message) {
+		if err := b.Publish(t.Context(), msg.Message{Topic: "reply", QoS: 1, Payload: m.Payload}); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	if err := b.Publish(t.Context(), msg.Message{Topic: "req", QoS: 1, Payload: []byte("ping")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-replies:
+		if string(m.Payload) != "ping" {
+			t.Fatalf("got %q", m.Payload)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reply (deadlock?)")
+	}
+}

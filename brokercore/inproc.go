@@ -76,10 +76,13 @@ func (b *Broker) Subscribe(filter string, qos byte, fn func(msg.Message)) (cance
 	return func() {
 		once.Do(func() {
 			s.unsubscribe(filter)
-			s.mu.Lock() // waits for a running fn
+			s.deliverMu.Lock() // waits for a running fn
+			s.mu.Lock()
 			s.gone = true
 			s.deliver = nil
+			s.pending = nil
 			s.mu.Unlock()
+			s.deliverMu.Unlock()
 			b.stats.Subscriptions.Store(int64(b.subCount()))
 		})
 	}, nil

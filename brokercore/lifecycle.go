@@ -135,13 +135,13 @@ func (b *Broker) resumeInproc(s *session) {
 			if om.m.Expired(b.now()) {
 				continue
 			}
-			b.stats.countSent(om)
-			s.deliver(deliveredMessage(om))
+			s.pending = append(s.pending, om)
 		}
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
 	b.storeMu.Unlock()
+	s.flushDeliver()
 }
 
 // detachSession lets go of s when connection c (nil: the in-process
@@ -155,6 +155,18 @@ func (b *Broker) detachSession(s *session, c *conn, sendWill bool) {
 	}
 	s.conn = nil
 	s.deliver = nil
+	if len(s.pending) > 0 {
+		// Not yet handed to Deliver: back to the front of the queue.
+		var keep []*outMsg
+		for _, om := range s.pending {
+			if om.qos > 0 {
+				keep = append(keep, om)
+			}
+		}
+		b.stats.Queued.Add(int64(len(keep)))
+		s.queue = append(keep, s.queue...)
+		s.pending = nil
+	}
 	now := b.now()
 	s.offSince = now
 	persistent := s.persistent && !s.gone

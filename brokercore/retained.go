@@ -62,7 +62,6 @@ func (b *Broker) sendRetained(s *session, filter string, o subOpts) {
 	_, az := b.auth()
 	now := b.now()
 	b.storeMu.Lock()
-	defer b.storeMu.Unlock()
 	var ops []msg.Op
 	s.mu.Lock()
 	for _, m := range msgs {
@@ -85,6 +84,8 @@ func (b *Broker) sendRetained(s *session, filter string, o subOpts) {
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
+	b.storeMu.Unlock()
+	s.flushDeliver()
 }
 
 // HasSubscribers reports whether any subscription matches topic name.

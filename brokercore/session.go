@@ -55,6 +55,11 @@ type session struct {
 	id  string
 	uid uint64 // orders sessions when merging overlapping matches
 
+	// deliverMu serialises calls of an in-process Deliver (one at a time,
+	// in order) and lets cancel/Close wait for a running one. It is taken
+	// with no other lock held, before mu.
+	deliverMu sync.Mutex
+
 	// mu guards everything below (lock order: storeMu, then mu, then the
 	// connection's locks; see LOCKS.md).
 	mu         sync.Mutex
@@ -65,6 +70,7 @@ type session struct {
 	conn       *conn              // nil while offline
 	deliver    func(msg.Message)  // in-process session online
 	inproc     bool               // session opened through Sessions / Subscribe
+	pending    []*outMsg          // in-process deliveries waiting for flushDeliver
 	gone       bool               // destroyed; enqueue is a no-op
 	offSince   time.Time          // when the last connection ended
 	window     int                // max unacked QoS 1/2 deliveries while online
@@ -94,8 +100,9 @@ func (s *session) enqueueLocked(om *outMsg, ops []msg.Op) []msg.Op {
 		return ops
 	}
 	if s.deliver != nil {
-		b.stats.countSent(om)
-		s.deliver(deliveredMessage(om))
+		// In-process: handed to Deliver by flushDeliver once the caller
+		// has released its locks, so Deliver may call back into the broker.
+		s.pending = append(s.pending, om)
 		return ops
 	}
 	if om.qos == 0 {
@@ -438,4 +445,28 @@ func validSubscription(filter string) (shared bool, err error) {
 		return shared, err
 	}
 	return false, topic.ValidFilter(filter)
+}
+
+// flushDeliver hands an in-process session its pending messages, in
+// order, one call at a time, with no broker lock held.
+func (s *session) flushDeliver() {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	for {
+		s.mu.Lock()
+		batch := s.pending
+		s.pending = nil
+		fn := s.deliver
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		for _, om := range batch {
+			if fn == nil {
+				break
+			}
+			s.b.stats.countSent(om)
+			fn(deliveredMessage(om))
+		}
+	}
 }
