@@ -344,8 +344,26 @@ func TestUplinkEndToEnd(t *testing.T) {
 		t.Logf("%s: %d acknowledged, all arrived, %d duplicates", topic, len(ps), dups)
 	}
 
-	// Downlink: a command from the cloud reaches a local subscriber.
+	// The link status is in our broker's $SYS tree (retained).
 	local := pahoLocal(t, h.addr)
+	sys := make(chan string, 64)
+	if tok := local.Subscribe("$SYS/outpost/uplink/#", 0, func(_ mqtt.Client, m mqtt.Message) { sys <- m.Topic() + "=" + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	eventually(t, 10*time.Second, func() error {
+		for {
+			select {
+			case s := <-sys:
+				if s == "$SYS/outpost/uplink/state=connected" {
+					return nil
+				}
+			default:
+				return fmt.Errorf("no $SYS/outpost/uplink/state=connected yet")
+			}
+		}
+	})
+
+	// Downlink: a command from the cloud reaches a local subscriber.
 	cmds := make(chan string, 4)
 	if tok := local.Subscribe("relay/#", 1, func(_ mqtt.Client, m mqtt.Message) { cmds <- m.Topic() + " " + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
