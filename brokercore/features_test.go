@@ -1,6 +1,7 @@
 package brokercore
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -426,5 +427,39 @@ func TestInprocCallbackMayPublish(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no reply (deadlock?)")
+	}
+}
+
+// Shutdown: v5 clients get DISCONNECT 0x8B and their wills are published
+// (a server shutting down is not a clean DISCONNECT).
+func TestShutdownSendsDisconnectAndWills(t *testing.T) {
+	b, err := New(Config{Listeners: testListeners(), SysInterval: -1}, Options{Store: newMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wills := make(chan msg.Message, 1)
+	cancel, _ := b.Subscribe("will/#", 0, func(m msg.Message) { wills <- m })
+	defer cancel()
+	c := connected(t, b, packet.V5, "w", true, willOpt("will/w", "bye", 0))
+	if err := b.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	pk := c.closed()
+	if len(pk) != 1 || pk[0].(*packet.Disconnect).ReasonCode != packet.ServerShuttingDown {
+		t.Fatalf("got %+v, want DISCONNECT 0x8B", pk)
+	}
+	select {
+	case m := <-wills:
+		if m.Topic != "will/w" {
+			t.Fatalf("got %q", m.Topic)
+		}
+	default:
+		t.Fatal("will not published by the time Shutdown returned")
+	}
+	if err := b.Publish(t.Context(), msg.Message{Topic: "x"}); !errors.Is(err, msg.ErrClosed) {
+		t.Fatalf("Publish after Shutdown = %v", err)
 	}
 }
