@@ -25,6 +25,7 @@ const (
 	envCrashURL   = "UPLINK_CRASH_URL"
 	envCrashFrom  = "UPLINK_CRASH_FROM"
 	envCrashCount = "UPLINK_CRASH_COUNT"
+	envCrashProto = "UPLINK_CRASH_PROTOCOL"
 )
 
 // TestUplinkCrashChild is the child's body; it runs only under the parent.
@@ -35,8 +36,9 @@ func TestUplinkCrashChild(t *testing.T) {
 	}
 	from, _ := strconv.Atoi(os.Getenv(envCrashFrom))
 	count, _ := strconv.Atoi(os.Getenv(envCrashCount))
+	proto, _ := strconv.Atoi(os.Getenv(envCrashProto))
 	db := openDB(t, dir)
-	f, err := New(baseConfig(os.Getenv(envCrashURL), 5), Deps{DB: db, Logger: testLogger(t), SysInterval: -1})
+	f, err := New(baseConfig(os.Getenv(envCrashURL), proto), Deps{DB: db, Logger: testLogger(t), SysInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +81,15 @@ func TestUplinkKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills child processes for several seconds")
 	}
+	t.Run("v5", func(t *testing.T) { testKill9(t, 5, 10) })
+	t.Run("v311", func(t *testing.T) { testKill9(t, 4, 5) })
+}
+
+func testKill9(t *testing.T, proto, rounds int) {
 	cl := startCloud(t, "")
 	k := newCounter(t, cl.url(), "sites/#")
 	px := newProxy(t, cl.addr())
 	dir := t.TempDir()
-	const rounds = 10
 	acked := map[string][]string{}
 	for round := range rounds + 1 {
 		last := round == rounds
@@ -91,7 +97,7 @@ func TestUplinkKill9(t *testing.T) {
 		if last {
 			count = 1 // the final child appends one more and drains everything
 		}
-		lines, kill := startCrashChild(t, dir, px.url(), round*1_000_000, count)
+		lines, kill := startCrashChild(t, dir, px.url(), proto, round*1_000_000, count)
 		n := 0
 		select {
 		case l := <-lines:
@@ -172,11 +178,11 @@ func TestUplinkKill9(t *testing.T) {
 
 // startCrashChild runs TestUplinkCrashChild in a new process; lines
 // carries its stdout until it exits; kill sends SIGKILL.
-func startCrashChild(t *testing.T, dir, url string, from, count int) (<-chan string, func()) {
+func startCrashChild(t *testing.T, dir, url string, proto, from, count int) (<-chan string, func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestUplinkCrashChild$", "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashURL+"="+url,
-		envCrashFrom+"="+strconv.Itoa(from), envCrashCount+"="+strconv.Itoa(count))
+		envCrashFrom+"="+strconv.Itoa(from), envCrashCount+"="+strconv.Itoa(count), envCrashProto+"="+strconv.Itoa(proto))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
