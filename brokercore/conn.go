@@ -496,7 +496,7 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) bool {
 	c.setReason(fmt.Sprintf("client sent DISCONNECT (reason 0x%02x)", p.ReasonCode))
 	// Let go of the session before the socket closes, so that once the
 	// client sees the close, messages for it are queued, not in flight.
-	b.detachSession(c.sess, c, p.ReasonCode == packet.DisconnectWithWill)
+	b.detachSession(c.sess, c, nil, p.ReasonCode == packet.DisconnectWithWill)
 	c.closeAfter(nil)
 	return false
 }
@@ -532,7 +532,7 @@ func (c *conn) finish() {
 	} else {
 		b.log.Debug("Client disconnected", "client", c.clientID, "address", c.addr, "reason", reason)
 	}
-	b.detachSession(c.sess, c, !clean)
+	b.detachSession(c.sess, c, nil, !clean)
 }
 
 // setDeadlineNow unblocks the reader (used on takeover).

@@ -463,3 +463,31 @@ func TestShutdownSendsDisconnectAndWills(t *testing.T) {
 		t.Fatalf("Publish after Shutdown = %v", err)
 	}
 }
+
+// Open of a client id already open in-process takes it over; the old
+// handle's Close does not touch the new one.
+func TestInprocTakeover(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	got1 := make(chan msg.Message, 10)
+	got2 := make(chan msg.Message, 10)
+	s1, _, err := b.Open(t.Context(), msg.SessionOptions{ClientID: "node", SessionExpiry: time.Hour, Deliver: func(m msg.Message) { got1 <- m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Subscribe("n/#", 1)
+	s2, present, err := b.Open(t.Context(), msg.SessionOptions{ClientID: "node", SessionExpiry: time.Hour, Deliver: func(m msg.Message) { got2 <- m }})
+	if err != nil || !present {
+		t.Fatal(err, present)
+	}
+	defer s2.Close(false)
+	s1.Close(false)
+	b.Publish(t.Context(), msg.Message{Topic: "n/1", QoS: 1, Payload: []byte("x")})
+	select {
+	case <-got2:
+	case <-time.After(5 * time.Second):
+		t.Fatal("new session not delivered to")
+	}
+	if len(got1) != 0 {
+		t.Fatal("old handle still delivered to")
+	}
+}

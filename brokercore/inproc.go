@@ -104,15 +104,16 @@ func (b *Broker) Open(ctx context.Context, o msg.SessionOptions) (msg.Session, b
 		w := o.Will.Clone()
 		will = &w
 	}
-	expiry := o.SessionExpiry
+	x := &inprocSession{b: b}
 	s, present := b.openSession(openOpts{
-		clientID: o.ClientID, username: o.Username, cleanStart: o.CleanStart, expiry: expiry,
-		will: will, willDelay: o.WillDelay, deliver: o.Deliver,
+		clientID: o.ClientID, username: o.Username, cleanStart: o.CleanStart, expiry: o.SessionExpiry,
+		will: will, willDelay: o.WillDelay, deliver: o.Deliver, owner: x,
 	})
+	x.s = s
 	b.stats.clientConnected()
 	b.log.Debug("New in-process client connected", "client", o.ClientID, "listener", o.Listener, "address", o.RemoteAddr, "clean", o.CleanStart)
 	b.resumeInproc(s)
-	return &inprocSession{b: b, s: s}, present, nil
+	return x, present, nil
 }
 
 // inprocSession is a msg.Session for snbridge and tests.
@@ -205,11 +206,12 @@ func (x *inprocSession) Close(sendWill bool) error {
 	x.closed = true
 	x.mu.Unlock()
 	x.s.mu.Lock()
-	mine := x.s.deliver != nil
+	mine := x.s.owner == x
 	x.s.mu.Unlock()
 	if mine {
 		x.b.stats.clientDisconnected()
 	}
-	x.b.detachSession(x.s, nil, sendWill)
+	// A no-op if another Open took the session over meanwhile.
+	x.b.detachSession(x.s, nil, x, sendWill)
 	return nil
 }

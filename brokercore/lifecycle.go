@@ -17,6 +17,7 @@ type openOpts struct {
 	willDelay  time.Duration
 	conn       *conn             // network client
 	deliver    func(msg.Message) // in-process client
+	owner      *inprocSession    // the in-process client's handle
 	window     int
 }
 
@@ -43,7 +44,10 @@ func (b *Broker) openSession(o openOpts) (s *session, present bool) {
 			continue
 		}
 		if inprocOnline {
-			b.detachSession(s, nil, true)
+			s.mu.Lock()
+			owner := s.owner
+			s.mu.Unlock()
+			b.detachSession(s, nil, owner, true)
 			continue
 		}
 		b.storeMu.Lock()
@@ -79,6 +83,7 @@ func (b *Broker) openSession(o openOpts) (s *session, present bool) {
 		s.mu.Lock()
 		s.conn = o.conn
 		s.deliver = o.deliver
+		s.owner = o.owner
 		s.inproc = o.deliver != nil
 		s.username = o.username
 		s.expiry = o.expiry
@@ -147,14 +152,15 @@ func (b *Broker) resumeInproc(s *session) {
 // detachSession lets go of s when connection c (nil: the in-process
 // client) ends. With sendWill the will is published now, or after the
 // will delay (MQTT 5.0 3.1.3.2.2) if the session outlives the connection.
-func (b *Broker) detachSession(s *session, c *conn, sendWill bool) {
+func (b *Broker) detachSession(s *session, c *conn, owner *inprocSession, sendWill bool) {
 	s.mu.Lock()
-	if (c != nil && s.conn != c) || (c == nil && s.deliver == nil) {
+	if (c != nil && s.conn != c) || (c == nil && (s.deliver == nil || s.owner != owner)) {
 		s.mu.Unlock()
 		return
 	}
 	s.conn = nil
 	s.deliver = nil
+	s.owner = nil
 	if len(s.pending) > 0 {
 		// Not yet handed to Deliver: back to the front of the queue.
 		var keep []*outMsg

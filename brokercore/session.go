@@ -69,6 +69,7 @@ type session struct {
 	expiry     time.Duration      // session expiry interval
 	conn       *conn              // nil while offline
 	deliver    func(msg.Message)  // in-process session online
+	owner      *inprocSession     // handle of the in-process client online
 	inproc     bool               // session opened through Sessions / Subscribe
 	pending    []*outMsg          // in-process deliveries waiting for flushDeliver
 	gone       bool               // destroyed; enqueue is a no-op
