@@ -74,7 +74,7 @@ func TestReadEndpoints(t *testing.T) {
 	if tl.Total != 2 || tl.Max != DefaultMaxTopics || len(tl.Topics) != 2 || tl.Topics[0].Topic != "$SYS/broker/uptime" {
 		t.Fatalf("topics = %+v", tl)
 	}
-	if m := tl.Topics[1]; m.Topic != "sensors/mast" || m.Payload != payload || !m.Retain || m.QoS != 1 || m.Count != 1 || m.Rate <= 0 {
+	if m := tl.Topics[1]; m.Topic != "sensors/mast" || m.Payload != payload || !m.Retain || !m.Retained || m.QoS != 1 || m.Count != 1 || m.Rate <= 0 {
 		t.Errorf("sensors/mast = %+v", m)
 	}
 	tl = decode[TopicList](t, r.do("GET", "/api/topics?filter=SYS", "", nil), 200)

@@ -25,16 +25,21 @@ const (
 // Topic is one topic seen since the console started, as /api/topics and
 // the "topics" event give it.
 type Topic struct {
-	Topic     string    `json:"topic"`
-	Payload   string    `json:"payload"`          // at most 256 bytes; base64 when not UTF-8
-	Base64    bool      `json:"base64,omitempty"` // Payload is base64
-	Size      int       `json:"size"`             // the whole payload's length
-	Truncated bool      `json:"truncated,omitempty"`
-	QoS       byte      `json:"qos"`
-	Retain    bool      `json:"retain"`
-	Count     uint64    `json:"count"`
-	Rate      float64   `json:"rate"` // messages/s, averaged over about a minute
-	Updated   time.Time `json:"updated"`
+	Topic     string `json:"topic"`
+	Payload   string `json:"payload"`          // at most 256 bytes; base64 when not UTF-8
+	Base64    bool   `json:"base64,omitempty"` // Payload is base64
+	Size      int    `json:"size"`             // the whole payload's length
+	Truncated bool   `json:"truncated,omitempty"`
+	QoS       byte   `json:"qos"`
+	Retain    bool   `json:"retain"` // the last message's retain flag as delivered
+	// Retained: a message with the retain flag was seen for this topic,
+	// i.e. the broker holds (or held) a retained message. The console's
+	// in-process subscription gets live messages without the flag
+	// ([MQTT-3.3.1-9]: no Retain As Published), so it is sticky.
+	Retained bool      `json:"retained"`
+	Count    uint64    `json:"count"`
+	Rate     float64   `json:"rate"` // messages/s, averaged over about a minute
+	Updated  time.Time `json:"updated"`
 }
 
 // topicEntry is a Topic with its bookkeeping. Memory: the struct (~150 B),
@@ -93,6 +98,9 @@ func (s *topicStore) update(m *msg.Message, now time.Time) {
 	e.Count++
 	e.Updated = now
 	e.QoS, e.Retain, e.Size = m.QoS, m.Retain, len(m.Payload)
+	if m.Retain {
+		e.Retained = len(m.Payload) > 0 // an empty retained message clears it [MQTT-3.3.1-10]
+	}
 	p := m.Payload
 	e.Truncated = len(p) > maxShownPayload
 	if e.Truncated {

@@ -186,7 +186,7 @@
       for (const [name, k] of n.c) {
         const dir = k.c.size > 0, closed = S.collapsed.has(k.path);
         let row = '<div class="n ind' + Math.min(d, 7) + (k.t && now - Date.parse(k.t.updated) < 1500 ? " flash" : "") + '" data-topic="' + esc(k.path) + '"><span class="k' + (dir ? " dir" : "") + '" data-path="' + esc(k.path) + '">' + (dir ? (closed ? "▸ " : "▾ ") : "") + esc(name || "(empty)") + "</span>";
-        if (k.t) row += '<span class="v">' + esc(k.t.base64 ? "base64:" + k.t.payload : k.t.payload) + (k.t.truncated ? "…" : "") + '</span><span class="m">q' + k.t.qos + (k.t.retain ? " R" : "") + " · " + num(k.t.rate, 2) + "/s · " + k.t.count + "</span>";
+        if (k.t) row += '<span class="v">' + esc(k.t.base64 ? "base64:" + k.t.payload : k.t.payload) + (k.t.truncated ? "…" : "") + '</span><span class="m">q' + k.t.qos + (k.t.retained ? " retained" : "") + " · " + num(k.t.rate, 2) + "/s · " + k.t.count + "</span>";
         else if (dir) row += '<span class="v muted">' + k.c.size + " subtopic" + (k.c.size === 1 ? "" : "s") + "</span>";
         out.push(row + "</div>");
         if (dir && !closed) walk(k, d + 1);
