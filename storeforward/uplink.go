@@ -250,9 +250,12 @@ func (f *Forwarder) complete(c *client.Client, comp <-chan sent) {
 			// The cloud refused it (v5 reason code >= 0x80): sending it
 			// again would be refused again. The client has deleted its
 			// entry, which acknowledged the record.
-			f.count(func(st *Status) { st.Rejected++ })
-			f.log.Warn("the cloud refused a message; it is dropped from the queue",
-				"topic", s.tok.Message().Topic, "code", fmt.Sprintf("0x%02X", se.Code), "reason", se.Reason)
+			var n int64
+			f.count(func(st *Status) { st.Rejected++; n = st.Rejected })
+			if n <= 10 || n%1000 == 0 { // a cloud policy refusing a whole topic must not flood the journal
+				f.log.Warn("the cloud refused a message; it is dropped from the queue",
+					"topic", s.tok.Message().Topic, "code", fmt.Sprintf("0x%02X", se.Code), "reason", se.Reason, "refused_total", n)
+			}
 		}
 	}
 }
