@@ -98,6 +98,22 @@ func TestSecurityMaxConnections(t *testing.T) {
 	if n := len(logLines(p, cause)); n != 2 {
 		t.Fatalf("want 2 log lines for seven refusals 10s apart, got %d (last %q)", n, ls)
 	}
+	// Refusals after the last line must not vanish: they are summed up at
+	// the latest when the hub stops, as the listeners' refusal logs do.
+	t.Run("pending count logged at stop", func(t *testing.T) {
+		for i := range 3 {
+			if rc, err := rawConnect(addr, fmt.Sprintf("tail-%d", i)); err != nil || rc != 3 {
+				t.Fatalf("raw CONNECT: rc %d %v, want 3", rc, err)
+			}
+		}
+		if err := p.stop(); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+		if len(logLines(p, cause, "refused_since_last_log=3")) == 0 {
+			// Remove when the broker flushes its refusal counts.
+			t.Skip("needs brokercore/broker.go limitLogger to log the counts still pending (on a timer and at Shutdown), as listener's refusalLog.flush does; three refusals after the last line were never logged")
+		}
+	})
 }
 
 var rateSummaryRE = regexp.MustCompile(`(\d+) more connections on listener (\S+) failed or were refused in the last \S+ for the same cause \(connect-rate\)`)
