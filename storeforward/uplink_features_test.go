@@ -2,6 +2,8 @@ package storeforward
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -387,5 +389,28 @@ func TestDownlinkRules(t *testing.T) {
 	}
 	if st := f.Status(); st.Downlinked != 2 || st.DownlinkErrors != 1 {
 		t.Fatalf("downlinked %d, errors %d", st.Downlinked, st.DownlinkErrors)
+	}
+}
+
+// TestUplinkCloudRefuses: a cloud ACL refuses one topic (v5 reason code
+// 0x87 in the ack): those messages are counted and dropped, and the rest of
+// the queue still drains (no head-of-line block).
+func TestUplinkCloudRefuses(t *testing.T) {
+	acl := filepath.Join(t.TempDir(), "acl")
+	if err := os.WriteFile(acl, []byte("topic readwrite sites/a/sensors/#\ntopic readwrite sites/a/status\ntopic read sites/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cl := startCloud(t, "acl_file "+acl)
+	k := newCounter(t, cl.url(), "sites/#")
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db})
+	m1, p1 := seqMessages("sensors/t", 1, 0, 50)
+	m2, _ := seqMessages("alarm/x", 2, 0, 5)
+	publish(t, r.f.Tap(), append(m2, m1...)...)
+	k.waitFor(t, map[string][]string{"sites/a/sensors/t": p1}, 10*time.Second)
+	waitDrained(t, r.f, 10*time.Second)
+	if st := r.f.Status(); st.Rejected != 5 || st.Acked != 50 {
+		t.Fatalf("rejected %d (want 5), acked %d (want 50)", st.Rejected, st.Acked)
 	}
 }
