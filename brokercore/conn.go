@@ -449,7 +449,7 @@ func (c *conn) handle(p packet.Packet) bool {
 			c.handlePubrel(p)
 		}
 	case *packet.Subscribe:
-		c.handleSubscribe(p)
+		return c.handleSubscribe(p)
 	case *packet.Unsubscribe:
 		c.handleUnsubscribe(p)
 	case *packet.PingReq:

@@ -491,3 +491,14 @@ func TestInprocTakeover(t *testing.T) {
 		t.Fatal("old handle still delivered to")
 	}
 }
+
+// [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
+func TestSharedNoLocalProtocolError(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	c := connected(t, b, packet.V5, "c", true)
+	c.send(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "$share/g/x", NoLocal: true}}})
+	pk := c.closed()
+	if len(pk) != 1 || pk[0].(*packet.Disconnect).ReasonCode != packet.ProtocolError {
+		t.Fatalf("got %+v, want DISCONNECT 0x82", pk)
+	}
+}

@@ -211,7 +211,7 @@ func (c *conn) handlePubrel(p *packet.Ack) {
 
 // handleSubscribe answers SUBSCRIBE (3.8, 3.9) and sends the retained
 // messages the new subscriptions ask for.
-func (c *conn) handleSubscribe(p *packet.Subscribe) {
+func (c *conn) handleSubscribe(p *packet.Subscribe) bool {
 	b := c.b
 	s := c.sess
 	v5 := c.version == packet.V5
@@ -240,9 +240,11 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 		if shared {
 			_, plain, _, _ = topic.ParseShared(sub.Filter)
 			if sub.NoLocal && v5 {
-				// [MQTT-3.8.3-4] No Local on a shared subscription.
-				codes[i] = packet.ProtocolError
-				continue
+				// [MQTT-3.8.3-4] No Local on a shared subscription is a
+				// Protocol Error: the connection ends (0x82 is no SUBACK code).
+				b.log.Warn("SUBSCRIBE with No Local on a shared subscription; disconnecting", "client", c.clientID, "address", c.addr, "filter", sub.Filter)
+				c.fail(packet.ProtocolError, "no local on a shared subscription [MQTT-3.8.3-4]")
+				return false
 			}
 		}
 		if az != nil && !az.CanSubscribe(c.clientID, c.username, plain) {
@@ -275,6 +277,7 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) {
 	for _, r := range wantRetained {
 		b.sendRetained(s, r.filter, r.opts)
 	}
+	return true
 }
 
 func (b *Broker) subCount() int {
