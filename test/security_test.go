@@ -738,7 +738,10 @@ func TestSecuritySIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "passwd")
 	mosquittoPasswd(t, "-c", "-b", pw, "alice", "alice-pw")
-	p := startOutpost(t, secConfig("  allow_anonymous: false\n  password_file: "+pw+"\n  listeners:\n"+plainListener+
+	acl := filepath.Join(dir, "acl")
+	const aclText = "user alice\ntopic readwrite #\nuser carol\ntopic write hup/#\n"
+	writeFile(t, acl, aclText)
+	p := startOutpost(t, secConfig("  allow_anonymous: false\n  password_file: "+pw+"\n  acl_file: "+acl+"\n  listeners:\n"+plainListener+
 		tlsListener(pki.Server, "", false, false)))
 	as := brokerAddrs(t, p, 2)
 	addr, tlsAddr := as[0], as[1]
@@ -779,6 +782,22 @@ func TestSecuritySIGHUP(t *testing.T) {
 			t.Fatalf("alice got %+v", m)
 		}
 		writeFile(t, pw, string(good))
+	})
+
+	t.Run("ACL", func(t *testing.T) {
+		carol := mustPaho(t, url, "carol-acl", login("carol", "carol-pw"))
+		writeFile(t, acl, strings.Replace(aclText, "topic write hup/#", "topic write hup/allowed", 1))
+		n := len(logLines(p, loaded))
+		hup(t, p, n+1, loaded)
+		// The same connection is now held to the new rules.
+		pahoWait(t, carol.Publish("hup/3", 1, false, "denied now"), "publish")
+		waitLog(t, p, "Denied PUBLISH from carol-acl (hup/3)")
+		pahoWait(t, carol.Publish("hup/allowed", 1, false, "still allowed"), "publish")
+		if m := waitPaho(t, in); m.payload != "still allowed" {
+			t.Fatalf("alice got %+v, want only the allowed message", m)
+		}
+		writeFile(t, acl, aclText)
+		hup(t, p, n+2, loaded)
 	})
 
 	t.Run("TLS certificates", func(t *testing.T) {
