@@ -2,6 +2,7 @@ package storeforward
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -412,5 +413,50 @@ func TestUplinkCloudRefuses(t *testing.T) {
 	waitDrained(t, r.f, 10*time.Second)
 	if st := r.f.Status(); st.Rejected != 5 || st.Acked != 50 {
 		t.Fatalf("rejected %d (want 5), acked %d (want 50)", st.Rejected, st.Acked)
+	}
+}
+
+// TestUplinkBirthAndWill: "online" (retained) on connect, the will
+// "offline" when the link drops, "online" again after the reconnect and an
+// explicit "offline" on a clean stop (DISCONNECT discards the will).
+func TestUplinkBirthAndWill(t *testing.T) {
+	cl := startCloud(t, "")
+	k := newCounter(t, cl.url(), "sites/a/status")
+	px := newProxy(t, cl.addr())
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	r := startForwarder(t, baseConfig(px.url(), 5), Deps{DB: db})
+	statuses := func() []string {
+		var s []string
+		for _, a := range k.arrivals() {
+			s = append(s, a.payload)
+		}
+		return s
+	}
+	poll(t, "online", 10*time.Second, func() bool { return len(statuses()) == 1 })
+	px.cut()
+	poll(t, "offline (will), online", 10*time.Second, func() bool { return len(statuses()) == 3 })
+	r.stop()
+	poll(t, "offline on stop", 10*time.Second, func() bool { return len(statuses()) == 4 })
+	if got := fmt.Sprint(statuses()); got != "[online offline online offline]" {
+		t.Fatalf("status messages %s", got)
+	}
+	// Retained: a new subscriber sees the last one.
+	c, err := client.Dial(context.Background(), client.Config{URL: cl.url(), ProtocolVersion: packet.V5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan string, 1)
+	if _, err := c.Subscribe(context.Background(), []packet.Subscription{{Filter: "sites/a/status"}}, func(m *client.Message) { got <- string(m.Payload) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != "offline" {
+			t.Fatalf("retained status %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no retained status")
 	}
 }
