@@ -9,8 +9,9 @@
 // implementations (AddTap) that see every accepted message before the
 // publisher is acknowledged (DESIGN.md, "the one invariant").
 //
-// It imports packet, topic, msg, listener and the standard library; nothing
-// outside brokercore may be imported by it.
+// It imports packet, topic, msg, auth, listener and the standard library;
+// nothing outside brokercore. Only hub (and tests) may import it:
+// snbridge, adapters and storeforward get the msg interfaces.
 //
 // Concurrency: each network connection has one read goroutine and one
 // write goroutine; Shutdown waits for both. No goroutine is started per
