@@ -153,7 +153,13 @@ func (c *conn) readLoop() {
 			// [MQTT-3.1.2-22] one and a half times the keep alive.
 			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
 		}
-		p, err := packet.ReadPacket(c.br, c.version, maxIn)
+		raw, err := packet.ReadRaw(c.br, maxIn)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.b.stats.BytesReceived.Add(int64(len(raw)))
+		p, _, err := packet.Decode(raw, c.version)
 		if err != nil {
 			c.readFailed(err)
 			return

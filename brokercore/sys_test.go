@@ -78,3 +78,22 @@ func TestLogging(t *testing.T) {
 		}
 	}
 }
+
+func TestStatsCountBytesAndMessages(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	c := connected(t, b, packet.V311, "c", true)
+	c.subscribe(1, "s", 1)
+	c.send(pub("s", 1, 2, "12345"))
+	c.recv()
+	c.recv()
+	st := b.Stats()
+	poll(t, "counters", func() bool {
+		return st.MessagesReceived.Load() == 1 && st.MessagesSent.Load() == 1 && st.ReceivedByQoS[1].Load() == 1 && st.SentByQoS[1].Load() == 1
+	})
+	// CONNECT + SUBSCRIBE + PUBLISH received; CONNACK + SUBACK + PUBACK + PUBLISH sent.
+	// 15 + 8 + 12 received; 4 + 5 + 4 + 12 sent.
+	poll(t, "byte counters", func() bool { return st.BytesReceived.Load() == 35 && st.BytesSent.Load() == 25 })
+	if st.Subscriptions.Load() != 1 || st.ClientsConnected.Load() != 1 || st.ClientsMaximum.Load() != 1 {
+		t.Fatalf("subscriptions %d connected %d", st.Subscriptions.Load(), st.ClientsConnected.Load())
+	}
+}
