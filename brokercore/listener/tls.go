@@ -210,7 +210,10 @@ func (l *Listener) explainHandshake(client string, err error) (cause, msg string
 		return "client-cert-invalid", where + fmt.Sprintf("the client certificate (CN %q) is not valid here: %v", commonName(invalid.Cert), err)
 	case errors.As(err, &hostErr):
 		return "client-cert-invalid", where + fmt.Sprintf("the client certificate is not valid here: %v", err)
-	case strings.Contains(s, "remote error: tls:") && l.serverCertExpired():
+	case (strings.Contains(s, "remote error: tls:") || strings.Contains(s, "bad record MAC")) && l.serverCertExpired():
+		// OpenSSL clients (mosquitto_pub) abort with what reaches us as
+		// "bad record MAC"; an expired certificate of ours is the likely
+		// cause when we know it has expired.
 		return "server-cert-expired", where + fmt.Sprintf("the client refused our certificate %s, which has expired (%s); renew it and send SIGHUP", cfile, l.notAfter())
 	case strings.Contains(s, "remote error: tls: unknown certificate authority"):
 		return "server-cert-unknown-ca", where + fmt.Sprintf("the client does not trust our certificate (unknown CA): give the client the CA that signed %s (--cafile)", cfile)
