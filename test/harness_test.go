@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // proc is a running outpost process.
 type proc struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	cfgPath string
 	dataDir string
@@ -71,14 +71,14 @@ func (s *syncBuffer) String() string {
 // startOutpost writes cfg (YAML; "%DATA%" is replaced by a fresh data
 // directory) and runs `outpost run -c` on it with args, waiting until the
 // start-up summary has been printed. The process is stopped by t.Cleanup.
-func startOutpost(t *testing.T, cfg string, args ...string) *proc {
+func startOutpost(t testing.TB, cfg string, args ...string) *proc {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	return startOutpostIn(t, dir, data, cfg, args...)
 }
 
-func startOutpostIn(t *testing.T, dir, data, cfg string, args ...string) *proc {
+func startOutpostIn(t testing.TB, dir, data, cfg string, args ...string) *proc {
 	t.Helper()
 	cfgPath := filepath.Join(dir, "outpost.yaml")
 	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(cfg, "%DATA%", data)), 0o600); err != nil {
@@ -157,7 +157,7 @@ func (p *proc) kill9() {
 }
 
 // eventually polls f until it returns nil or d passes.
-func eventually(t *testing.T, d time.Duration, f func() error) {
+func eventually(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

@@ -17,6 +17,7 @@ import (
 // one fast simulated sensor.
 const hubConfig = `
 data_dir: %DATA%
+http: {listen: "off"}
 broker:
   listeners:
     - address: "127.0.0.1:0"
