@@ -3,6 +3,7 @@ package brokercore
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -352,10 +353,17 @@ func TestKeepAliveTimeout(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	b := testBroker(t, Config{MaxConnections: 1}, Options{})
+	var logs syncBuf
+	b := testBroker(t, Config{MaxConnections: 1}, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	connected(t, b, packet.V5, "one", true)
-	if ack := dialRaw(t, addr(b), packet.V5).connect("two", true); ack.ReasonCode != packet.ServerBusy {
-		t.Fatalf("code 0x%02x, want 0x89", ack.ReasonCode)
+	for i := 0; i < 3; i++ {
+		if ack := dialRaw(t, addr(b), packet.V5).connect(fmt.Sprint("more", i), true); ack.ReasonCode != packet.ServerBusy {
+			t.Fatalf("code 0x%02x, want 0x89", ack.ReasonCode)
+		}
+	}
+	// Logged once per cause (with a count), not once per client.
+	if n := strings.Count(logs.String(), "max_connections reached"); n != 1 {
+		t.Fatalf("%d log lines for 3 refusals:\n%s", n, logs.String())
 	}
 }
 
