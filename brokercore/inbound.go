@@ -2,6 +2,7 @@ package brokercore
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/outpost-iot/outpost/brokercore/msg"
 	"github.com/outpost-iot/outpost/brokercore/packet"
@@ -74,7 +75,9 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 	}
 	// ACL: write right (3.1.1: drop with normal acks; v5: reason 0x87).
 	user := c.username
-	if _, az := b.auth(); az != nil && !az.Allow(c.clientID, user, p.Topic, AccessWrite) {
+	// $SYS belongs to the broker: clients may not publish there (as Mosquitto).
+	sysTopic := strings.HasPrefix(p.Topic, "$SYS/") || p.Topic == "$SYS"
+	if _, az := b.auth(); sysTopic || az != nil && !az.Allow(c.clientID, user, p.Topic, AccessWrite) {
 		b.log.Info(fmt.Sprintf("Denied PUBLISH from %s (%s)", c.clientID, p.Topic), "client", c.clientID, "topic", p.Topic)
 		b.stats.Dropped.NotAuthorized.Add(1)
 		if p.QoS == 0 {

@@ -97,3 +97,17 @@ func TestStatsCountBytesAndMessages(t *testing.T) {
 		t.Fatalf("subscriptions %d connected %d", st.Subscriptions.Load(), st.ClientsConnected.Load())
 	}
 }
+
+// Clients cannot publish into $SYS (their message would overwrite the
+// broker's retained figures).
+func TestClientCannotPublishSys(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	w := connected(t, b, packet.V311, "w", true)
+	w.subscribe(1, "$SYS/#", 0)
+	c := connected(t, b, packet.V5, "c", true)
+	c.send(pub("$SYS/broker/version", 1, 1, "fake"))
+	if a := c.recvType(packet.PUBACK).(*packet.Ack); a.ReasonCode != packet.NotAuthorized {
+		t.Fatalf("PUBACK 0x%02x, want 0x87", a.ReasonCode)
+	}
+	w.quiet(50 * time.Millisecond)
+}
