@@ -28,6 +28,10 @@
 # database and forwarding tap, wired as the hub will) because `outpost run`
 # does not build the store-and-forward part yet.
 #
+# Broker CPU comes in clock ticks of 10 ms: a case's measured phase uses
+# 0.1-10 s of broker CPU at -s 1, so the figure is good to a few percent;
+# below -s 0.5 the short cases get coarse (a 0.0 means "under one tick").
+#
 # Needs: go, apt (to install mosquitto if missing), /usr/bin/python3 (free ports).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
