@@ -510,3 +510,18 @@ func TestSharedNoLocalProtocolError(t *testing.T) {
 		t.Fatalf("got %+v, want DISCONNECT 0x82", pk)
 	}
 }
+
+func TestV5NoMatchingSubscribers(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	p := connected(t, b, packet.V5, "p", true)
+	p.send(pub("nobody/home", 1, 1, "x"))
+	if a := p.recvType(packet.PUBACK).(*packet.Ack); a.ReasonCode != packet.NoMatchingSubscribers {
+		t.Fatalf("PUBACK 0x%02x, want 0x10", a.ReasonCode)
+	}
+	s := connected(t, b, packet.V5, "s", true)
+	s.subscribe(1, "nobody/#", 0)
+	p.send(pub("nobody/home", 1, 2, "x"))
+	if a := p.recvType(packet.PUBACK).(*packet.Ack); a.ReasonCode != 0 {
+		t.Fatalf("PUBACK 0x%02x, want 0", a.ReasonCode)
+	}
+}

@@ -107,6 +107,8 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 		pre = c.recordQoS2(p.PacketID)
 	}
 	pid, qos := p.PacketID, p.QoS
+	// v5: tell the publisher nobody got it (0x10, as Mosquitto), still a success.
+	noSubs := v5 && !b.HasSubscribers(m.Topic)
 	b.route(m, pre, func(err error) {
 		if err != nil {
 			b.stats.Dropped.TapFailed.Add(1)
@@ -125,6 +127,8 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 				c.forgetQoS2(pid)
 				a.counted = true
 			}
+		} else if noSubs {
+			a.ack.ReasonCode = packet.NoMatchingSubscribers
 		}
 		c.ackReady(a)
 	})

@@ -197,11 +197,37 @@ func (n *node[K, V]) collect(dst []V) []V {
 	return dst
 }
 
-// HasSubscribers reports whether any subscription matches name, cheaply.
+// HasSubscribers reports whether any subscription matches name. Unlike
+// Match it does not advance a shared group's round-robin turn.
 func (t *Trie[K, V]) HasSubscribers(name string) bool {
-	var buf [1]V
-	return len(t.Match(name, buf[:0])) > 0
+	dollar := len(name) > 0 && name[0] == '$'
+	return t.root.any(name, dollar)
 }
+
+func (n *node[K, V]) any(rest string, top bool) bool {
+	level, next, more := cut(rest)
+	if !top {
+		if n.hash != nil && n.hash.nonEmpty() {
+			return true
+		}
+		if n.plus != nil && n.plus.anyNext(next, more) {
+			return true
+		}
+	}
+	if c := n.children[level]; c != nil && c.anyNext(next, more) {
+		return true
+	}
+	return false
+}
+
+func (n *node[K, V]) anyNext(next string, more bool) bool {
+	if !more {
+		return n.nonEmpty() || (n.hash != nil && n.hash.nonEmpty())
+	}
+	return n.any(next, false)
+}
+
+func (n *node[K, V]) nonEmpty() bool { return len(n.subs) > 0 || len(n.shared) > 0 }
 
 // Walk calls fn for every subscription: the filter as it was added
 // (including any $share prefix), its key and value.

@@ -28,6 +28,9 @@ func TestTrieMatchAgreesWithMatch(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("Match(%q) = %q, want %q", n, got, want)
 		}
+		if tr.HasSubscribers(n) != (len(want) > 0) {
+			t.Errorf("HasSubscribers(%q) = %v, want %v", n, !(len(want) > 0), len(want) > 0)
+		}
 	}
 }
 
@@ -71,6 +74,7 @@ func TestTrieSharedRoundRobin(t *testing.T) {
 	tr.Add("a/b", "s4", "s4")
 	counts := map[string]int{}
 	for i := 0; i < 10; i++ {
+		tr.HasSubscribers("a/b") // must not take a turn
 		for _, v := range tr.Match("a/b", nil) {
 			counts[v]++
 		}
