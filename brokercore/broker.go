@@ -336,6 +336,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.shutdown()
 	}
+	b.limitLog.flush(b.now(), true)
 	// In-process sessions keep their state; delayed wills still pending
 	// are published now [MQTT-3.1.3-9: the will is sent when the session ends].
 	b.flushDelayedWills()
@@ -434,31 +435,74 @@ func (b *Broker) allLoopback() bool {
 func (b *Broker) newUID() uint64 { return uint64(b.nextUID.Add(1)) }
 
 // limitLogger logs refusals once per cause with counts instead of once per
-// client, at most every 10 seconds per cause.
+// client: at most one line per cause every 10 seconds; refusals counted
+// after a line come out with the next refusal's line once the 10 seconds
+// have passed, or, if refusals stop, from the sweeper a minute after the
+// last line, and at the latest at Shutdown.
 type limitLogger struct {
-	b    *Broker
-	mu   sync.Mutex
-	last map[string]time.Time
-	n    map[string]int
+	b     *Broker
+	mu    sync.Mutex
+	cause map[string]*limitCause
 }
+
+type limitCause struct {
+	last time.Time
+	n    int   // refusals not logged yet
+	args []any // attributes of the latest refusal
+}
+
+const (
+	limitLogInterval = 10 * time.Second
+	limitLogIdle     = time.Minute // pending counts are logged this long after the last line
+)
 
 func (l *limitLogger) refuse(cause string, args ...any) {
 	l.mu.Lock()
-	if l.last == nil {
-		l.last = make(map[string]time.Time)
-		l.n = make(map[string]int)
+	if l.cause == nil {
+		l.cause = make(map[string]*limitCause)
 	}
-	l.n[cause]++
+	c := l.cause[cause]
+	if c == nil {
+		c = &limitCause{}
+		l.cause[cause] = c
+	}
+	c.n++
+	c.args = args
 	now := l.b.now()
-	if t, ok := l.last[cause]; ok && now.Sub(t) < 10*time.Second {
+	if !c.last.IsZero() && now.Sub(c.last) < limitLogInterval {
 		l.mu.Unlock()
 		return
 	}
-	n := l.n[cause]
-	l.n[cause] = 0
-	l.last[cause] = now
+	n := c.n
+	c.n, c.last = 0, now
 	l.mu.Unlock()
-	l.b.log.Warn("connection refused: "+cause, append(args, "refused_since_last_log", n)...)
+	l.log(cause, args, n)
+}
+
+// flush logs the pending counts: those due (limitLogIdle since the
+// cause's last line), or all of them with force.
+func (l *limitLogger) flush(now time.Time, force bool) {
+	type line struct {
+		cause string
+		args  []any
+		n     int
+	}
+	var out []line
+	l.mu.Lock()
+	for cause, c := range l.cause {
+		if c.n > 0 && (force || now.Sub(c.last) >= limitLogIdle) {
+			out = append(out, line{cause, c.args, c.n})
+			c.n, c.last = 0, now
+		}
+	}
+	l.mu.Unlock()
+	for _, x := range out {
+		l.log(x.cause, x.args, x.n)
+	}
+}
+
+func (l *limitLogger) log(cause string, args []any, n int) {
+	l.b.log.Warn("connection refused: "+cause, append(append([]any(nil), args...), "refused_since_last_log", n)...)
 }
 
 // counter is an atomic 64-bit counter, aligned on 32-bit platforms.

@@ -525,3 +525,40 @@ func TestV5NoMatchingSubscribers(t *testing.T) {
 		t.Fatalf("PUBACK 0x%02x, want 0", a.ReasonCode)
 	}
 }
+
+// Refusals after the last line are not lost: the sweeper logs them once
+// the interval has passed, and Shutdown logs what is left.
+func TestLimitLogFlush(t *testing.T) {
+	var logs syncBuf
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	b := testBroker(t, Config{}, Options{Now: clock, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for i := 0; i < 4; i++ {
+		b.limitLog.refuse("max_connections reached", "max_connections", 1)
+	}
+	b.sweep(clock())
+	if n := strings.Count(logs.String(), "max_connections reached"); n != 1 {
+		t.Fatalf("%d lines before the interval", n)
+	}
+	mu.Lock()
+	now = now.Add(11 * time.Second)
+	mu.Unlock()
+	b.sweep(clock()) // the next refusal would carry them; the sweeper waits a minute
+	if strings.Count(logs.String(), "max_connections reached") != 1 {
+		t.Fatalf("sweeper logged before limitLogIdle:\n%s", logs.String())
+	}
+	mu.Lock()
+	now = now.Add(limitLogIdle)
+	mu.Unlock()
+	b.sweep(clock())
+	if !strings.Contains(logs.String(), "refused_since_last_log=3") {
+		t.Fatalf("pending count not logged after the interval:\n%s", logs.String())
+	}
+	b.limitLog.refuse("max_connections reached", "max_connections", 1)
+	b.limitLog.refuse("max_connections reached", "max_connections", 1)
+	b.Shutdown(t.Context())
+	if !strings.Contains(logs.String(), "refused_since_last_log=2") {
+		t.Fatalf("pending count not logged at Shutdown:\n%s", logs.String())
+	}
+}

@@ -266,6 +266,7 @@ func (b *Broker) startExpiry() {
 }
 
 func (b *Broker) sweep(now time.Time) {
+	b.limitLog.flush(now, false)
 	b.mu.Lock()
 	all := make([]*session, 0, len(b.sessions))
 	for _, s := range b.sessions {
