@@ -17,6 +17,7 @@ import (
 	"github.com/outpost-iot/outpost/configs"
 	"github.com/outpost-iot/outpost/hub/sdnotify"
 	"github.com/outpost-iot/outpost/snbridge"
+	"github.com/outpost-iot/outpost/storeforward"
 	"github.com/outpost-iot/outpost/storeforward/queue"
 )
 
@@ -44,6 +45,7 @@ type Hub struct {
 	broker   *brokercore.Broker
 	gateway  *snbridge.Gateway
 	sensors  *adapters.Adapters
+	uplink   *storeforward.Forwarder // nil without forward rules or uplink
 	http     *httpState     // the web console (http.go)
 	runners  sync.WaitGroup // goroutines of parts that Run(ctx)
 	failed   chan error     // a part whose Run ended on its own

@@ -9,6 +9,7 @@ import (
 	"github.com/outpost-iot/outpost/adapters"
 	"github.com/outpost-iot/outpost/brokercore"
 	"github.com/outpost-iot/outpost/snbridge"
+	"github.com/outpost-iot/outpost/storeforward"
 	"github.com/outpost-iot/outpost/storeforward/queue"
 )
 
@@ -17,6 +18,9 @@ func (h *Hub) parts() []*part {
 	ps := []*part{
 		{name: "database", start: h.startDB},
 		{name: "broker", start: h.startBroker},
+	}
+	if h.cfg.Uplink.Enabled || len(h.cfg.Uplink.Forward) > 0 {
+		ps = append(ps, &part{name: "uplink", start: h.startUplink})
 	}
 	if h.cfg.MQTTSN.Enabled {
 		ps = append(ps, &part{name: "mqttsn gateway", start: h.startGateway})
@@ -51,11 +55,34 @@ func (h *Hub) startBroker(ctx context.Context) (func(context.Context) error, err
 	if err != nil {
 		return nil, err
 	}
+	// The store-and-forward tap is registered before the listeners open,
+	// so no message bound for the cloud is accepted without it.
+	if h.cfg.Uplink.Enabled || len(h.cfg.Uplink.Forward) > 0 {
+		f, err := storeforward.New(h.cfg.Uplink, storeforward.Deps{
+			DB:          h.db,
+			Publisher:   b,
+			Sessions:    b,
+			Logger:      h.log,
+			Site:        h.cfg.Site,
+			SysInterval: h.cfg.Broker.SysInterval,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("uplink: %w", err)
+		}
+		b.AddTap(f.Tap())
+		h.uplink = f
+	}
 	if err := b.Start(ctx); err != nil {
 		return nil, err
 	}
 	h.broker = b
 	return b.Shutdown, nil
+}
+
+// startUplink runs the forwarder's drain loop and downlink (the tap is
+// already on the broker). With uplink.enabled false it only queues.
+func (h *Hub) startUplink(ctx context.Context) (func(context.Context) error, error) {
+	return h.runPart("uplink", h.uplink.Run), nil
 }
 
 func (h *Hub) startGateway(ctx context.Context) (func(context.Context) error, error) {

@@ -26,7 +26,15 @@ func (h *Hub) summary() {
 			h.line("sensor %s (%s, %s) publishing to %s every %s", s.Name, s.Driver, kind, s.Topic, s.Interval)
 		}
 	}
-	if !h.cfg.Uplink.Enabled {
+	for _, r := range h.cfg.Uplink.Forward {
+		h.line("forwarding %s to the cloud as %s%s at QoS %d (durable queue)", r.Filter, r.RemotePrefix, r.Filter, r.QoS)
+	}
+	switch {
+	case h.cfg.Uplink.Enabled:
+		h.line("uplink to %s as client %s", h.cfg.Uplink.URL, h.uplink.ClientID())
+	case len(h.cfg.Uplink.Forward) > 0:
+		h.line("uplink off: forwarded messages wait in the queue")
+	default:
 		h.line("uplink off (no cloud configured)")
 	}
 	if h.http != nil {
