@@ -110,7 +110,7 @@ func FuzzConnection(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		good.t = t
 		cli, srv := net.Pipe()
-		if !b.serveConn(srv) {
+		if !b.serveConn(srv, false) {
 			t.Fatal("broker closed")
 		}
 		done := make(chan struct{})

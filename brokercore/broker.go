@@ -98,8 +98,10 @@ type Broker struct {
 	sessions  map[string]*session
 	conns     map[*conn]struct{}
 	listeners []net.Listener
-	closed    bool
-	started   bool
+	// tlsListeners are the configured TLS listeners, for Reload.
+	tlsListeners []net.Listener
+	closed       bool
+	started      bool
 
 	// storeMu orders every state change that writes to the store with its
 	// Commit call, so the store applies them in the order they happened.
@@ -197,16 +199,22 @@ func (b *Broker) Start(ctx context.Context) error {
 		}
 		ls = append(ls, l)
 	}
-	for _, l := range ls {
+	for i, l := range ls {
 		b.log.Info("listening", "address", l.Addr().String())
 		if !b.trackListener(l) {
 			return ErrServerClosed
 		}
-		l := l
+		lc := b.cfg.Listeners[i]
+		useID := lc.TLS != nil && lc.TLS.UseIdentityAsUsername
+		if lc.TLS != nil {
+			b.mu.Lock()
+			b.tlsListeners = append(b.tlsListeners, l)
+			b.mu.Unlock()
+		}
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			_ = b.serve(l)
+			_ = b.serve(l, useID)
 		}()
 	}
 	b.startSys()
@@ -233,7 +241,7 @@ func (b *Broker) Serve(l net.Listener) error {
 	if !b.trackListener(l) {
 		return ErrServerClosed
 	}
-	return b.serve(l)
+	return b.serve(l, false)
 }
 
 func (b *Broker) trackListener(l net.Listener) bool {
@@ -247,7 +255,9 @@ func (b *Broker) trackListener(l net.Listener) bool {
 	return true
 }
 
-func (b *Broker) serve(l net.Listener) error {
+// serve accepts on l; useID takes the username from the client
+// certificate's CN (tls.use_identity_as_username).
+func (b *Broker) serve(l net.Listener, useID bool) error {
 	var delay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -274,7 +284,7 @@ func (b *Broker) serve(l net.Listener) error {
 			return fmt.Errorf("serve %s: %w", l.Addr(), err)
 		}
 		delay = 0
-		if !b.serveConn(nc) {
+		if !b.serveConn(nc, useID) {
 			nc.Close()
 		}
 	}
@@ -287,8 +297,9 @@ func isTemporary(err error) bool {
 
 // serveConn starts the goroutines of one network connection; false if the
 // broker is closing.
-func (b *Broker) serveConn(nc net.Conn) bool {
+func (b *Broker) serveConn(nc net.Conn, useID bool) bool {
 	c := newConn(b, nc)
+	c.useIdentity = useID
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -390,7 +401,24 @@ func (b *Broker) Reload() error {
 	if an != nil || az != nil {
 		b.log.Info("password file and ACL loaded", "password_file", b.cfg.PasswordFile, "acl_file", b.cfg.ACLFile)
 	}
-	return nil
+	// TLS certificates: each listener keeps its old ones on error.
+	b.mu.Lock()
+	ls := append([]net.Listener(nil), b.tlsListeners...)
+	b.mu.Unlock()
+	var errs []error
+	for _, l := range ls {
+		r, ok := l.(listener.Reloader)
+		if !ok {
+			continue
+		}
+		if err := r.Reload(); err != nil {
+			b.log.Error("reload TLS certificates failed; keeping the old ones", "listener", l.Addr().String(), "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		b.log.Info("reloaded TLS certificates", "listener", l.Addr().String())
+	}
+	return errors.Join(errs...)
 }
 
 // AddTap registers a tap; every message accepted afterwards is offered to it.

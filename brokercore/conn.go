@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/outpost-iot/outpost/brokercore/listener"
 	"github.com/outpost-iot/outpost/brokercore/msg"
 	"github.com/outpost-iot/outpost/brokercore/packet"
 	"github.com/outpost-iot/outpost/brokercore/topic"
@@ -26,6 +27,9 @@ type conn struct {
 	br    *bufio.Reader
 	addr  string
 	debug bool
+	// useIdentity: the username is the client certificate's CN
+	// (tls.use_identity_as_username); no password is checked.
+	useIdentity bool
 
 	// Set during CONNECT, read-only afterwards.
 	version   byte
@@ -301,7 +305,18 @@ func (c *conn) connect(cp *packet.Connect) error {
 	if cp.UsernameFlag {
 		c.username = cp.Username
 	}
+	certUser := false
+	if c.useIdentity {
+		cn, ok := listener.PeerIdentity(c.nc)
+		if !ok {
+			c.authDelay()
+			b.log.Info("client refused: no verified client certificate on a use_identity_as_username listener", "client", cp.ClientID, "address", c.addr)
+			return refuse(packet.V3NotAuthorized, packet.NotAuthorized, "no client certificate identity")
+		}
+		c.username, certUser = cn, true
+	}
 	switch {
+	case certUser:
 	case !cp.UsernameFlag || an == nil:
 		// Without a password file a username proves nothing: anonymous.
 		if !b.allowAnonymous() {
