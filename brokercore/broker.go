@@ -234,8 +234,10 @@ func (b *Broker) Addrs() []net.Addr {
 	return as
 }
 
-// Serve accepts connections on l until Shutdown; it always returns a
-// non-nil error, ErrServerClosed after Shutdown. Temporary accept errors
+// Serve accepts connections on l (an extra listener, or a test's) until
+// Shutdown; it always returns a non-nil error, ErrServerClosed after
+// Shutdown. Call Start first: it loads the persisted state and starts
+// $SYS and the session sweeper. Temporary accept errors
 // back off from 5ms to 1s, as net/http.
 func (b *Broker) Serve(l net.Listener) error {
 	if !b.trackListener(l) {
