@@ -204,7 +204,8 @@ func queuePurge(w io.Writer, db *queue.DB, lane string, yes bool) error {
 		total += l.Depth
 	}
 	if !yes {
-		fmt.Fprintf(w, "would delete %d queued messages from %d lanes; they would never reach the cloud. Add --yes to delete them.\n", total, len(lanes))
+		fmt.Fprintf(w, "would delete %d queued %s from %d %s; they would never reach the cloud. Add --yes to delete them.\n",
+			total, plural(int(total), "message", "messages"), len(lanes), plural(len(lanes), "lane", "lanes"))
 		return exitError{code: 1}
 	}
 	var errs []error
