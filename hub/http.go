@@ -157,7 +157,13 @@ func (h *Hub) consoleSources(st *httpState) console.Sources {
 		}
 	}
 	if h.db != nil {
-		src.Queue = func() console.QueueState { return st.queueState(h.db) }
+		src.Queue = func() console.QueueState {
+			q := st.queueState(h.db)
+			if h.uplink != nil && h.cfg.Uplink.Enabled {
+				q = queueFromUplink(q, h.uplink.Status().Queue)
+			}
+			return q
+		}
 		src.Peek = func(lane string, n int) ([]console.QueueRecord, error) { return peekQueue(h.db, lane, n) }
 		src.Purge = func(lane string) (int64, error) { return purgeQueue(h.db, lane) }
 	}
@@ -230,8 +236,8 @@ func consoleSensors(ss []adapters.Status) []console.Sensor {
 }
 
 // queueState reads the queue's lanes and counters. The drain rate is the
-// smoothed rate of acknowledgements (until the uplink's own figure is
-// wired); the disk usage is re-measured every 10 s.
+// smoothed rate of acknowledgements (replaced by the uplink's own figure
+// when it runs); the disk usage is re-measured every 10 s.
 func (st *httpState) queueState(db *queue.DB) console.QueueState {
 	now := time.Now()
 	m := db.Metrics()
@@ -372,18 +378,21 @@ func purgeQueue(db *queue.DB, lane string) (int64, error) {
 	return n, nil
 }
 
-// consoleUplink is the uplink's state for the console. Until the hub runs
-// the storeforward.Forwarder, an enabled uplink shows as not running.
+// consoleUplink is the uplink's state for the console: the Forwarder's
+// status when the hub runs one (forward rules or uplink configured).
 func (h *Hub) consoleUplink() console.UplinkState {
+	if h.uplink != nil {
+		return uplinkState(h.uplink.Status(), h.cfg.Uplink.Enabled)
+	}
 	if !h.cfg.Uplink.Enabled {
 		return console.UplinkState{State: storeforward.StateDisabled, URL: h.cfg.Uplink.URL}
 	}
 	return console.UplinkState{Enabled: true, State: storeforward.StateDisconnected, URL: h.cfg.Uplink.URL,
-		LastError: "the uplink is not running in this build of the hub"}
+		LastError: "the uplink is not running"}
 }
 
 // uplinkState converts the Forwarder's status (storeforward.Status) for the
-// console: the hub's Uplink source once the forwarder is wired.
+// console.
 func uplinkState(s storeforward.Status, enabled bool) console.UplinkState {
 	return console.UplinkState{
 		Enabled: enabled, State: s.State, URL: s.URL, ClientID: s.ClientID,

@@ -23,11 +23,20 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// consoleConfig is hubConfig with the console on a free loopback port.
-const consoleConfig = hubConfig + `
-http:
-  listen: "127.0.0.1:0"
+// consoleConfig is hubConfig with the console on a free loopback port and
+// a forward rule with the uplink off, so the durable queue fills.
+var consoleConfig = strings.Replace(hubConfig, `http: {listen: "off"}`, `http: {listen: "127.0.0.1:0"}`, 1) + `
+uplink:
+  enabled: false
+  forward:
+    - {filter: "sensors/#", qos: 1, remote_prefix: "sites/test/"}
 `
+
+func needConsoleConfig(t *testing.T) {
+	if !strings.Contains(consoleConfig, `http: {listen: "127.0.0.1:0"}`) {
+		t.Fatalf("hubConfig no longer has the line http: {listen: \"off\"} that consoleConfig replaces:\n%s", hubConfig)
+	}
+}
 
 // consoleClient talks to the console's API with a cookie jar, as a page.
 type consoleClient struct {
@@ -95,6 +104,7 @@ func connectPaho(t *testing.T, addr, id string) mqtt.Client {
 // paho client counted as connected, a test message published through the
 // console reaching that client, metrics and health.
 func TestConsoleAPIThroughHub(t *testing.T) {
+	needConsoleConfig(t)
 	p := startOutpost(t, consoleConfig)
 	web := p.addr("web console")
 	c := newConsoleClient(t, web)
@@ -189,15 +199,37 @@ func TestConsoleAPIThroughHub(t *testing.T) {
 	if c.get("/api/clients", &cls) != 200 || cls.Connected != 1 || cls.MQTTSN == nil {
 		t.Errorf("clients = %+v", cls)
 	}
-	var q struct {
-		Depth int64 `json:"depth"`
+	// The forward rule queues the sensor's readings (the uplink is off).
+	eventually(t, 10*time.Second, func() error {
+		var q struct {
+			Depth int64 `json:"depth"`
+			Lanes []struct {
+				Lane  string `json:"lane"`
+				Depth int64  `json:"depth"`
+			} `json:"lanes"`
+		}
+		c.get("/api/queue", &q)
+		if q.Depth < 2 || len(q.Lanes) != 1 || q.Lanes[0].Lane != "p0" {
+			return fmt.Errorf("queue %+v", q)
+		}
+		return nil
+	})
+	var recs []struct {
+		Lane    string `json:"lane"`
+		Seq     uint64 `json:"seq"`
+		Topic   string `json:"topic"`
+		QoS     byte   `json:"qos"`
+		Payload string `json:"payload"`
 	}
-	if c.get("/api/queue", &q) != 200 {
-		t.Error("/api/queue failed")
+	if c.get("/api/queue/peek?n=2", &recs) != 200 || len(recs) != 2 || recs[0].Seq >= recs[1].Seq {
+		t.Errorf("peek = %+v", recs)
 	}
-	var recs []any
-	if c.get("/api/queue/peek?n=5", &recs) != 200 {
-		t.Error("/api/queue/peek failed")
+	reading := false
+	for _, r := range recs {
+		reading = reading || (r.Topic == "sites/test/sensors/mast" && r.QoS == 1 && strings.Contains(r.Payload, `"temperature"`))
+	}
+	if !reading {
+		t.Errorf("no queued reading of sensors/mast under the remote prefix in %+v", recs)
 	}
 	var u struct {
 		State string `json:"state"`
@@ -227,9 +259,10 @@ func TestConsoleAPIThroughHub(t *testing.T) {
 	var pr struct {
 		Purged int64 `json:"purged"`
 	}
-	if st := c.post("/api/actions/purge", `{"lane":"","confirm":true}`, &pr); st != 200 {
-		t.Errorf("purge: %d", st)
+	if st := c.post("/api/actions/purge", `{"lane":"","confirm":true}`, &pr); st != 200 || pr.Purged < 2 {
+		t.Errorf("purge: %d %+v", st, pr)
 	}
+
 	// Forged: a fresh client with no session; and a too-large body.
 	if st := newConsoleClient(t, web).post("/api/actions/publish", `{"topic":"test/console","payload":"forged","confirm":true}`, nil); st != 403 {
 		t.Errorf("forged publish: %d, want 403", st)
@@ -242,9 +275,15 @@ func TestConsoleAPIThroughHub(t *testing.T) {
 		t.Errorf("a refused publish arrived: %q", m)
 	case <-time.After(300 * time.Millisecond):
 	}
-	if !strings.Contains(p.out.String(), "console published a message") {
-		t.Error("the action is not in the hub's log")
-	}
+	// The hub's log reaches the test through a pipe: poll for the lines.
+	eventually(t, 5*time.Second, func() error {
+		for _, l := range []string{"console published a message", "console read a sensor", "console purged the queue", "console action refused"} {
+			if !strings.Contains(p.out.String(), l) {
+				return fmt.Errorf("%q not in the hub's log", l)
+			}
+		}
+		return nil
+	})
 
 	// Metrics, health, events.
 	resp, err := http.Get("http://" + web + "/metrics")
@@ -291,7 +330,11 @@ func TestConsoleAPIThroughHub(t *testing.T) {
 // TestConsoleInChromium loads the console in a real headless Chromium
 // driven over the DevTools protocol, waits until live sensor values and the
 // connected paho test client show in the DOM, and with
-// OUTPOST_UPDATE_SCREENSHOT=1 saves docs/console.png.
+// OUTPOST_UPDATE_SCREENSHOT=1 saves docs/console.png. Run that one alone
+// (the hub refuses unknown OUTPOST_* variables, so every other test that
+// starts the binary would fail with it set):
+//
+//	OUTPOST_UPDATE_SCREENSHOT=1 go test -run TestConsoleInChromium ./test/
 func TestConsoleInChromium(t *testing.T) {
 	chromium := ""
 	for _, n := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -303,6 +346,12 @@ func TestConsoleInChromium(t *testing.T) {
 	if chromium == "" {
 		t.Skip("chromium not installed (Debian: apt-get install -y chromium; test/run.sh installs it)")
 	}
+	// The hub refuses unknown OUTPOST_* variables, so this one is taken
+	// out of the environment the binary inherits.
+	needConsoleConfig(t)
+	screenshot := os.Getenv("OUTPOST_UPDATE_SCREENSHOT") == "1"
+	t.Setenv("OUTPOST_UPDATE_SCREENSHOT", "")
+	os.Unsetenv("OUTPOST_UPDATE_SCREENSHOT")
 	p := startOutpost(t, consoleConfig)
 	web := p.addr("web console")
 	connectPaho(t, p.addr("MQTT broker"), "console-e2e-client")
@@ -354,7 +403,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	t.Logf("DOM: %s", last)
 
-	if os.Getenv("OUTPOST_UPDATE_SCREENSHOT") == "1" {
+	if screenshot {
 		// Let the plots gather some points first.
 		time.Sleep(20 * time.Second)
 		var shot struct {

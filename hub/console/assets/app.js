@@ -4,7 +4,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const S = { csrf: "", overview: null, sensors: [], clients: null, topics: new Map(),
-    hist: {}, span: "30m", qspan: "10m", collapsed: new Set(), es: null, dirtyTopics: true, dirtySensors: true };
+    hist: {}, span: "30m", qspan: "10m", collapsed: new Set(["$SYS"]), es: null, dirtyTopics: true, dirtySensors: true };
 
   // ---- helpers ----
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -31,7 +31,7 @@
   // A small SVG line chart: series = [{name, pts:[[t,v]...]}].
   const colors = ["#1769aa", "#c5221f", "#1e8e3e", "#b26a00"];
   function chart(series, o) {
-    o = o || {}; const W = o.w || 480, H = o.h || 140, L = 46, R = 8, T = 8, B = 20;
+    o = o || {}; const W = o.w || 480, H = o.h || 140, L = 58, R = 8, T = 8, B = 20;
     let t0 = Infinity, t1 = -Infinity, v0 = Infinity, v1 = -Infinity;
     for (const s of series) for (const [t, v] of s.pts) { t0 = Math.min(t0, t); t1 = Math.max(t1, t); v0 = Math.min(v0, v); v1 = Math.max(v1, v); }
     if (o.from) t0 = Math.min(t0, o.from);
@@ -195,6 +195,12 @@
     walk(root, 0);
     $("t-tree").innerHTML = out.join("") || '<div class="muted">no topics yet</div>';
   }
+  // The overview's ten most recently updated topics ($SYS only on the Topics page).
+  function renderRecent() {
+    const list = [...S.topics.values()].filter((t) => !t.topic.startsWith("$")).sort((a, b) => Date.parse(b.updated) - Date.parse(a.updated)).slice(0, 10);
+    $("o-recent").innerHTML = list.map((t) => '<div class="n" data-topic="' + esc(t.topic) + '"><span class="k">' + esc(t.topic) + '</span><span class="v">' +
+      esc(t.base64 ? "base64:" + t.payload : t.payload) + '</span><span class="m">' + new Date(t.updated).toLocaleTimeString() + "</span></div>").join("") || '<div class="muted">no messages yet</div>';
+  }
   async function loadTopics() { const l = await api("topics"); S.topics = new Map(l.topics.map((t) => [t.topic, t])); S.dirtyTopics = true; }
 
   // ---- queue ----
@@ -269,7 +275,7 @@
   window.addEventListener("hashchange", page);
   // Redraw the heavy parts at most every 700 ms; refetch sensor history each minute.
   setInterval(() => {
-    if (S.dirtyTopics) { S.dirtyTopics = false; renderTopics(); }
+    if (S.dirtyTopics) { S.dirtyTopics = false; renderTopics(); renderRecent(); }
     if (S.dirtySensors) { S.dirtySensors = false; renderSensors(); }
   }, 700);
   setInterval(() => { if (S.sensors.length) loadHistory(); }, 60000);
