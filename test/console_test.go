@@ -10,17 +10,21 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/outpost-iot/outpost/hub/console"
 )
 
 // consoleConfig is hubConfig with the console on a free loopback port and
@@ -336,16 +340,7 @@ func TestConsoleAPIThroughHub(t *testing.T) {
 //
 //	OUTPOST_UPDATE_SCREENSHOT=1 go test -run TestConsoleInChromium ./test/
 func TestConsoleInChromium(t *testing.T) {
-	chromium := ""
-	for _, n := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(n); err == nil {
-			chromium = p
-			break
-		}
-	}
-	if chromium == "" {
-		t.Skip("chromium not installed (Debian: apt-get install -y chromium; test/run.sh installs it)")
-	}
+	chromium := findChromium(t)
 	// The hub refuses unknown OUTPOST_* variables, so this one is taken
 	// out of the environment the binary inherits.
 	needConsoleConfig(t)
@@ -560,4 +555,91 @@ func (b *browser) eval(ctx context.Context, expr string, v any) error {
 		return errors.New("evaluate: no value")
 	}
 	return json.Unmarshal(r.Result.Value, v)
+}
+
+// TestConsolePageFollowsUplinkFlapping serves the console with fake
+// sources whose uplink goes off, on and flaps, and checks in Chromium that
+// the page shows every state (and its reason) within a few seconds.
+func TestConsolePageFollowsUplinkFlapping(t *testing.T) {
+	chromium := findChromium(t)
+	var mu sync.Mutex
+	up := console.UplinkState{State: "disabled"}
+	c, err := console.New(console.Sources{
+		Version: "test",
+		Broker:  func() console.BrokerStats { return console.BrokerStats{ClientsConnected: 2} },
+		Uplink: func() console.UplinkState {
+			mu.Lock()
+			defer mu.Unlock()
+			return up
+		},
+		Queue: func() console.QueueState { return console.QueueState{Depth: 3} },
+	}, console.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(runCtx) }()
+	srv := httptest.NewServer(c)
+	defer func() {
+		stopRun()
+		<-runDone
+		srv.Close()
+	}()
+
+	b := startChromium(ctx, t, chromium)
+	if err := b.call(ctx, "Page.navigate", map[string]any{"url": srv.URL + "/#overview"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	shown := func() (state, reason string) {
+		var s string
+		if err := b.eval(ctx, `(() => { try { return document.getElementById("o-uplink-state").textContent + "|" + document.getElementById("o-uplink-err").textContent } catch (e) { return "|" } })()`, &s); err != nil {
+			t.Fatal(err)
+		}
+		state, reason, _ = strings.Cut(s, "|")
+		return state, reason
+	}
+	steps := []console.UplinkState{
+		{State: "disabled"},
+		{Enabled: true, State: "connecting"},
+		{Enabled: true, State: "connected", LastConnect: time.Now()},
+		{Enabled: true, State: "disconnected", LastError: "read: connection reset by peer", LastDisconnect: time.Now()},
+		{Enabled: true, State: "connected", LastError: "flap 1"},
+		{Enabled: true, State: "disconnected", LastError: "flap 2"},
+		{Enabled: true, State: "connected", LastError: "flap 3"},
+	}
+	for _, st := range steps {
+		mu.Lock()
+		up = st
+		mu.Unlock()
+		start := time.Now()
+		wantReason := st.LastError
+		if wantReason == "" {
+			wantReason = "–"
+		}
+		for {
+			s, r := shown()
+			if s == st.State && r == wantReason {
+				t.Logf("%s (%s) shown after %v", st.State, wantReason, time.Since(start).Round(10*time.Millisecond))
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("page shows %q (%q), want %q (%q)", s, r, st.State, wantReason)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, n := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	t.Skip("chromium not installed (Debian: apt-get install -y chromium; test/run.sh installs it)")
+	return ""
 }
