@@ -399,11 +399,14 @@ func TestSensorsE2ERainTotalSurvivesRestart(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	// 600 tips a minute: a tip every 100 ms.
 	p := startOutpostIn(t, dir, data, rainOnly(600))
-	c := collect(t, pahoSubscribe(t, pahoClient(t, p.addr("MQTT broker"), "rain-1"), "sensors/rain", 1))
+	c := collect(t, pahoSubscribe(t, pahoClient(t, p.addr("MQTT broker"), "rain-1"), "sensors/rain/#", 1))
 	var before reading
-	c.wait(t, 10*time.Second, 0, "a rain total of 5 tips or more", func(m pahoMsg) bool {
+	_, next := c.wait(t, 10*time.Second, 0, "a rain total of 5 tips or more", func(m pahoMsg) bool {
+		if m.topic != "sensors/rain" || m.retained {
+			return false
+		}
 		r, err := parseReading(m.payload)
-		if err != nil || m.retained {
+		if err != nil {
 			return false
 		}
 		before = r
@@ -412,6 +415,10 @@ func TestSensorsE2ERainTotalSurvivesRestart(t *testing.T) {
 	if err := p.stop(); err != nil {
 		t.Fatalf("stop: %v\n%s", err, p.out.String())
 	}
+	// A clean stop says so on the status topic before the listeners close.
+	c.wait(t, 2*time.Second, next, "sensors/rain/status offline", func(m pahoMsg) bool {
+		return m.topic == "sensors/rain/status" && m.payload == "offline"
+	})
 	// Restarted with no more rain: the total must carry on from where it was.
 	cfg := rainOnly(0)
 	p = startOutpostIn(t, dir, data, cfg)
@@ -438,6 +445,40 @@ func TestSensorsE2ERainTotalSurvivesRestart(t *testing.T) {
 	}
 	if want := fmt.Sprintf("%.4g mm", pa*0.2794); !strings.Contains(string(out), want) {
 		t.Errorf("outpost sensors read rain:\n%s\nwant the kept total %s", out, want)
+	}
+}
+
+// TestSensorsE2EDeadband: with a deadband no reading moves past, a sensor
+// polled every 200 ms publishes only every max_interval.
+func TestSensorsE2EDeadband(t *testing.T) {
+	cfg := sensorsConfig[:strings.Index(sensorsConfig, "  - name: mast")] + `  - name: tank
+    driver: bme280
+    bus: {type: i2c, name: "2", address: 0x76}
+    interval: 200ms
+    deadband: {temperature: 1, humidity: 50, pressure: 1000}
+    max_interval: 1s
+    simulate: {temperature: 20, humidity: {base: 50, noise: 0.5}, pressure: 90000}
+`
+	p := startOutpost(t, cfg)
+	c := collect(t, pahoSubscribe(t, pahoClient(t, p.addr("MQTT broker"), "deadband"), "sensors/tank", 1))
+	var times []time.Time
+	next := 0
+	for len(times) < 3 {
+		var m pahoMsg
+		m, next = c.wait(t, 5*time.Second, next, "a tank reading", func(pahoMsg) bool { return true })
+		r, err := parseReading(m.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.check("temperature", "°C", 20, 0.01); err != nil {
+			t.Error(err)
+		}
+		times = append(times, r.Time)
+	}
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < 950*time.Millisecond || gap > 3*time.Second {
+			t.Errorf("readings %v apart, want about max_interval (1s) with a 200ms interval: %v", gap, times)
+		}
 	}
 }
 
