@@ -21,14 +21,6 @@ const maxTaps = 4
 // called its done and the store holds m for every persistent session it
 // was queued to (DESIGN.md, "the one invariant"); with the first error.
 func (b *Broker) route(m *msg.Message, pre []msg.Op, done func(error)) {
-	bufp := b.matchBuf()
-	b.subMu.RLock()
-	matches := b.subs.Match(m.Topic, (*bufp)[:0])
-	b.subMu.RUnlock()
-	if len(matches) > 1 {
-		slices.SortFunc(matches, func(x, y subRef) int { return cmp.Compare(x.s.uid, y.s.uid) })
-	}
-
 	var tapArr [maxTaps]msg.Tap
 	wanting := tapArr[:0]
 	b.tapMu.RLock()
@@ -47,8 +39,22 @@ func (b *Broker) route(m *msg.Message, pre []msg.Op, done func(error)) {
 		b.storeMu.Lock()
 	}
 	ops := pre
+	bufp := b.matchBuf()
+	var matches []subRef
 	if m.Retain {
+		// Set and match under the lock session.subscribe takes for its
+		// insert and retained snapshot: a subscriber gets m exactly once.
+		b.subMu.Lock()
 		ops = b.retained.set(b, m, ops)
+		matches = b.subs.Match(m.Topic, (*bufp)[:0])
+		b.subMu.Unlock()
+	} else {
+		b.subMu.RLock()
+		matches = b.subs.Match(m.Topic, (*bufp)[:0])
+		b.subMu.RUnlock()
+	}
+	if len(matches) > 1 {
+		slices.SortFunc(matches, func(x, y subRef) int { return cmp.Compare(x.s.uid, y.s.uid) })
 	}
 	_, az := b.auth()
 	var inprocArr [8]*session

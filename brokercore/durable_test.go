@@ -148,7 +148,7 @@ func TestStoreFailureRefusesPublish(t *testing.T) {
 // retained messages are back.
 func TestCrashRecoveryResumesSessionAndRetained(t *testing.T) {
 	st := msg.NewMemStore()
-	b1, err := New(Config{Listeners: testListeners(), SysInterval: -1, MaxInflight: 2}, Options{Store: st})
+	b1, err := New(Config{Listeners: testListeners(), SysInterval: -1, MaxInflight: 2}, Options{Store: st, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +162,12 @@ func TestCrashRecoveryResumesSessionAndRetained(t *testing.T) {
 	p.recvType(packet.PUBACK)
 	r := sub.recvType(packet.PUBLISH).(*packet.Publish) // the retained one, live
 	sub.ack(packet.PUBACK, r.PacketID)
+	storedFor := func(id string) int {
+		n := 0
+		st.Scan([]byte("s/"+id+"\x00m"), func(k, v []byte) error { n++; return nil })
+		return n
+	}
+	poll(t, "PUBACK of the retained message processed", func() bool { return storedFor("sub") == 0 })
 	for i := 1; i <= 5; i++ {
 		p.send(pub("t/x", 1, uint16(i), fmt.Sprint(i)))
 		p.recvType(packet.PUBACK) // acked => must survive the crash
@@ -171,7 +177,7 @@ func TestCrashRecoveryResumesSessionAndRetained(t *testing.T) {
 	sub.recvType(packet.PUBLISH)
 	b1.crash()
 
-	b2, err := New(Config{Listeners: testListeners(), SysInterval: -1, MaxInflight: 2}, Options{Store: st})
+	b2, err := New(Config{Listeners: testListeners(), SysInterval: -1, MaxInflight: 2}, Options{Store: st, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +208,13 @@ func TestCrashRecoveryResumesSessionAndRetained(t *testing.T) {
 	// Everything acknowledged: the session's message keys are gone.
 	poll(t, "store cleaned", func() bool {
 		n := 0
-		st.Scan([]byte("s/sub\x00m"), func(k, v []byte) error { n++; return nil })
+		st.Scan([]byte("s/sub\x00m"), func(k, v []byte) error {
+			n++
+			if om, err := decodeOutMsg(v); err == nil {
+				t.Logf("left: %q %q state %d pid %d", k, om.m.Payload, om.state, om.pid)
+			}
+			return nil
+		})
 		return n == 0
 	})
 }

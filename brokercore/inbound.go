@@ -228,8 +228,8 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) bool {
 		subID = p.Props.SubscriptionIDs[0]
 	}
 	type retainReq struct {
-		filter string
-		opts   subOpts
+		msgs []*msg.Message
+		opts subOpts
 	}
 	var wantRetained []retainReq
 	_, az := b.auth()
@@ -267,7 +267,7 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) bool {
 			qos = 2
 		}
 		o := subOpts{QoS: qos, NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, SubID: subID}
-		isNew := s.subscribe(sub.Filter, o)
+		_, retained := s.subscribe(sub.Filter, o)
 		b.stats.Subscriptions.Store(int64(b.subCount()))
 		codes[i] = qos
 		if c.debug {
@@ -275,14 +275,14 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) bool {
 		}
 		// Retain Handling (3.8.3.1): 0 send, 1 only for a new
 		// subscription, 2 never; never for shared subscriptions.
-		if !shared && (sub.RetainHandling == 0 || (sub.RetainHandling == 1 && isNew)) {
-			wantRetained = append(wantRetained, retainReq{sub.Filter, o})
+		if len(retained) > 0 {
+			wantRetained = append(wantRetained, retainReq{retained, o})
 		}
 	}
 	b.saveInfo(s)
 	c.send(&packet.SubAck{PacketID: p.PacketID, ReasonCodes: codes})
 	for _, r := range wantRetained {
-		b.sendRetained(s, r.filter, r.opts)
+		b.sendRetained(s, r.msgs, r.opts)
 	}
 	return true
 }

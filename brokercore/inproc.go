@@ -69,9 +69,9 @@ func (b *Broker) Subscribe(filter string, qos byte, fn func(msg.Message)) (cance
 	s.inproc = true
 	s.deliver = fn
 	s.window = b.cfg.MaxInflight
-	s.subscribe(filter, subOpts{QoS: qos})
+	_, retained := s.subscribe(filter, subOpts{QoS: qos})
 	b.stats.Subscriptions.Store(int64(b.subCount()))
-	b.sendRetained(s, filter, subOpts{QoS: qos})
+	b.sendRetained(s, retained, subOpts{QoS: qos})
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -167,12 +167,10 @@ func (x *inprocSession) Subscribe(filter string, qos byte) (byte, error) {
 		qos = 2
 	}
 	o := subOpts{QoS: qos}
-	x.s.subscribe(filter, o)
+	_, retained := x.s.subscribe(filter, o)
 	x.b.stats.Subscriptions.Store(int64(x.b.subCount()))
 	x.b.saveInfo(x.s)
-	if !shared {
-		x.b.sendRetained(x.s, filter, o)
-	}
+	x.b.sendRetained(x.s, retained, o)
 	return qos, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/msg"
 	"github.com/outpost-iot/outpost/brokercore/packet"
@@ -181,5 +182,39 @@ func TestMQTT_4_6_0_5_OrderedTopicAcrossReconnect(t *testing.T) {
 			sub2 := connected(t, b, packet.V311, "sub", false)
 			got(sub2, n)
 		})
+	}
+}
+
+// On reconnect with a smaller Receive Maximum, the unacknowledged messages
+// are re-sent in order but never more at once than the new maximum
+// ([MQTT-4.9.0-2] with [MQTT-4.6.0-1]).
+func TestResendRespectsNewReceiveMaximum(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	exp := func(rm uint16) connOpt {
+		return func(cp *packet.Connect) { cp.Props.SessionExpiry = u32(600); cp.Props.ReceiveMaximum = u16(rm) }
+	}
+	sub := connected(t, b, packet.V5, "sub", false, exp(5))
+	sub.subscribe(1, "t", 1)
+	p := connected(t, b, packet.V5, "pub", true)
+	for i := 1; i <= 5; i++ {
+		p.send(pub("t", 1, uint16(i), fmt.Sprint(i)))
+	}
+	var ids []uint16
+	for i := 0; i < 5; i++ {
+		ids = append(ids, sub.recvType(packet.PUBLISH).(*packet.Publish).PacketID)
+	}
+	sub.nc.Close()
+	poll(t, "offline", func() bool { return b.Stats().ClientsConnected.Load() == 1 })
+	sub2 := connected(t, b, packet.V5, "sub", false, exp(2))
+	for i := 0; i < 2; i++ {
+		got := sub2.recvType(packet.PUBLISH).(*packet.Publish)
+		if !got.Dup || got.PacketID != ids[i] {
+			t.Fatalf("resend %d: dup=%v id=%d, want dup id=%d", i, got.Dup, got.PacketID, ids[i])
+		}
+	}
+	sub2.quiet(50 * time.Millisecond) // window of 2 full
+	sub2.ack(packet.PUBACK, ids[0])
+	if got := sub2.recvType(packet.PUBLISH).(*packet.Publish); got.PacketID != ids[2] || !got.Dup {
+		t.Fatalf("got id %d dup=%v, want id %d dup", got.PacketID, got.Dup, ids[2])
 	}
 }

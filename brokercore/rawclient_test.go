@@ -29,11 +29,7 @@ func testBroker(t testing.TB, cfg Config, opts Options) *Broker {
 		opts.Store = msg.NewMemStore()
 	}
 	if opts.Logger == nil {
-		lvl := slog.LevelWarn
-		if os.Getenv("BROKER_DEBUG") != "" {
-			lvl = slog.LevelDebug
-		}
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+		opts.Logger = testLogger()
 	}
 	b, err := New(cfg, opts)
 	if err != nil {
@@ -217,3 +213,12 @@ func poll(t testing.TB, what string, cond func() bool) {
 func testListeners() []listener.Config { return []listener.Config{{Address: "127.0.0.1:0"}} }
 
 func newMem() *msg.MemStore { return msg.NewMemStore() }
+
+// testLogger logs warnings to stderr, or everything with BROKER_DEBUG set.
+func testLogger() *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("BROKER_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}

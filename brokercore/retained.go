@@ -52,10 +52,10 @@ func (r *retainedStore) match(filter string) []*msg.Message {
 	return out
 }
 
-// sendRetained queues the retained messages matching filter to s, with the
-// retain flag set [MQTT-3.3.1-8], checking the ACL per message.
-func (b *Broker) sendRetained(s *session, filter string, o subOpts) {
-	msgs := b.retained.match(filter)
+// sendRetained queues retained messages (from session.subscribe's
+// snapshot) to s, with the retain flag set [MQTT-3.3.1-8], checking the
+// ACL per message.
+func (b *Broker) sendRetained(s *session, msgs []*msg.Message, o subOpts) {
 	if len(msgs) == 0 {
 		return
 	}

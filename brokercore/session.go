@@ -45,6 +45,9 @@ type outMsg struct {
 	pid    uint16
 	state  byte
 	seq    uint64 // store key suffix; 0 = not stored
+	// resend: in flight from an earlier connection, not yet re-sent on
+	// this one (its Receive Maximum was full).
+	resend bool
 }
 
 // session is the broker's state for one client id: it outlives the network
@@ -150,6 +153,7 @@ func (c *conn) isNil() bool { return c == nil }
 func (s *session) pumpLocked(ops []msg.Op) []msg.Op {
 	b := s.b
 	now := b.now()
+	s.resendLocked()
 	for s.conn != nil && len(s.queue) > 0 && len(s.inflight) < s.window {
 		om := s.queue[0]
 		s.queue[0] = nil
@@ -348,6 +352,34 @@ func (s *session) dropOversize(c *conn, pid uint16) {
 // the window from the queue. s.mu held, storeMu held.
 func (s *session) resumeLocked(ops []msg.Op) []msg.Op {
 	for _, om := range s.inflight {
+		om.resend = true
+	}
+	// pumpLocked re-sends within this connection's window (its Receive
+	// Maximum may be smaller than the last one's), then takes new ones.
+	return s.pumpLocked(ops)
+}
+
+// resendLocked re-sends, in order, the in-flight messages of an earlier
+// connection while this connection's window has room; s.mu held.
+func (s *session) resendLocked() {
+	if s.conn == nil {
+		return
+	}
+	onWire := 0
+	for _, om := range s.inflight {
+		if !om.resend {
+			onWire++
+		}
+	}
+	for _, om := range s.inflight {
+		if onWire >= s.window {
+			return
+		}
+		if !om.resend {
+			continue
+		}
+		om.resend = false
+		onWire++
 		switch om.state {
 		case stSent:
 			s.conn.sendPublish(s.publishPacket(om, true), false)
@@ -355,22 +387,27 @@ func (s *session) resumeLocked(ops []msg.Op) []msg.Op {
 			s.conn.send(&packet.Ack{PacketType: packet.PUBREL, PacketID: om.pid})
 		}
 	}
-	// A smaller Receive Maximum on this connection: messages beyond it
-	// stay in flight (already sent once) and the window refills as they
-	// are acknowledged.
-	return s.pumpLocked(ops)
 }
 
-// subscribe adds or replaces one subscription and reports whether it is new.
-func (s *session) subscribe(filter string, o subOpts) (isNew bool) {
+// subscribe adds or replaces one subscription and reports whether it is
+// new. retained is the snapshot of the retained messages the subscription
+// asks for (Retain Handling, 3.8.3.1; none for a shared subscription),
+// taken under the same lock as the insert: route sets a retained message
+// and matches it under that lock too, so a message published meanwhile
+// arrives exactly once, live or retained.
+func (s *session) subscribe(filter string, o subOpts) (isNew bool, retained []*msg.Message) {
 	b := s.b
+	_, _, shared, _ := topic.ParseShared(filter)
 	b.subMu.Lock()
 	isNew = b.subs.Add(filter, s, subRef{s: s, opts: o})
+	if !shared && (o.RetainHandling == 0 || (o.RetainHandling == 1 && isNew)) {
+		retained = b.retained.match(filter)
+	}
 	b.subMu.Unlock()
 	s.mu.Lock()
 	s.subs[filter] = o
 	s.mu.Unlock()
-	return isNew
+	return isNew, retained
 }
 
 func (s *session) unsubscribe(filter string) bool {
