@@ -1,8 +1,10 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -500,5 +502,32 @@ func TestMQTTSNE2EPersistentSession(t *testing.T) {
 	}
 	if sn2.Registers() != 1 {
 		t.Errorf("gateway sent %d REGISTER after the restart, want 1", sn2.Registers())
+	}
+}
+
+// TestMQTTSNE2EPredefinedTopicsConfig: mqttsn.predefined_topics keys are
+// topic ids; `outpost config check` and `outpost run` name a bad one.
+func TestMQTTSNE2EPredefinedTopicsConfig(t *testing.T) {
+	for _, c := range []struct{ m, want string }{
+		{`{0: "a/b"}`, `:6: mqttsn.predefined_topics.0: "a/b": topic id 0 is reserved`},
+		{`{70000: "a/b"}`, `:6: mqttsn.predefined_topics.70000: "70000": out of range 0 to 65535`},
+		{`{abc: "a/b"}`, `:6: mqttsn.predefined_topics.abc: "abc": not an integer`},
+		{`{3: "a/+"}`, `:6: mqttsn.predefined_topics.3: "a/+": topic name must not contain the wildcards + or #`},
+	} {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "outpost.yaml")
+		body := fmt.Sprintf("data_dir: %s\nhttp: {listen: \"off\"}\nbroker: {listeners: [{address: \"127.0.0.1:0\"}]}\nmqttsn:\n  enabled: true\n  predefined_topics: %s\n",
+			filepath.Join(dir, "data"), c.m)
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"config check", "run"} {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			out, err := exec.CommandContext(ctx, outpostBin, append(strings.Fields(cmd), "-c", cfg)...).CombinedOutput()
+			cancel()
+			if err == nil || !strings.Contains(string(out), c.want) {
+				t.Errorf("outpost %s with predefined_topics %s: %v\n%s\nwant an error with %q", cmd, c.m, err, out, c.want)
+			}
+		}
 	}
 }
