@@ -562,3 +562,44 @@ func TestLimitLogFlush(t *testing.T) {
 		t.Fatalf("pending count not logged at Shutdown:\n%s", logs.String())
 	}
 }
+
+// A retained message published while a subscription is being made reaches
+// the new subscriber once (live or as retained), never twice.
+func TestRetainedDuringSubscribeDeliveredOnce(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b.Publish(t.Context(), msg.Message{Topic: "rr", Retain: true, Payload: []byte(fmt.Sprint(i))})
+		}
+	}()
+	for round := 0; round < 200; round++ {
+		var mu sync.Mutex
+		seen := map[string]int{}
+		cancel, err := b.Subscribe("rr", 0, func(m msg.Message) {
+			mu.Lock()
+			seen[string(m.Payload)]++
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		mu.Lock()
+		for p, n := range seen {
+			if n > 1 {
+				t.Fatalf("round %d: %q delivered %d times", round, p, n)
+			}
+		}
+		mu.Unlock()
+	}
+	close(stop)
+	<-done
+}
