@@ -603,3 +603,24 @@ func TestRetainedDuringSubscribeDeliveredOnce(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// Outbound aliases never exceed the client's Topic Alias Maximum; topics
+// beyond it go in full.
+func TestTopicAliasMaximumHonoured(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	s := connected(t, b, packet.V5, "s", true, func(cp *packet.Connect) { cp.Props.TopicAliasMaximum = u16(2) })
+	s.subscribe(1, "m/#", 0)
+	p := connected(t, b, packet.V5, "p", true)
+	for i := 0; i < 4; i++ {
+		p.send(pub(fmt.Sprint("m/", i), 0, 0, "x"))
+	}
+	for i := 0; i < 4; i++ {
+		got := s.recvType(packet.PUBLISH).(*packet.Publish)
+		if got.Topic != fmt.Sprint("m/", i) {
+			t.Fatalf("message %d: topic %q (must be sent in full the first time)", i, got.Topic)
+		}
+		if a := got.Props.TopicAlias; (a != nil) != (i < 2) || (a != nil && (*a == 0 || *a > 2)) {
+			t.Fatalf("message %d: alias %v, want one of 1..2 only for the first two topics", i, a)
+		}
+	}
+}
