@@ -93,6 +93,7 @@ type Forwarder struct {
 	willQoS      byte          // guarded by mu
 	willNoRetain bool          // guarded by mu
 	retry0       []uint64      // guarded by mu: QoS 0 records to send again, in order
+	throttled    int           // guarded by mu: refusals-for-now rounds in a row (pause backoff)
 	// skip holds the records the session held when the Forwarder was
 	// built; the drain's first pass leaves them to the client.
 	skip map[uint64]bool

@@ -151,6 +151,7 @@ func (f *Forwarder) session(ctx context.Context, c *client.Client) error {
 	var cwg sync.WaitGroup
 	cwg.Go(func() { f.complete(c, comp) })
 	for _, t := range c.Resumed() {
+		f.store.register(t.Message().Tag, t)
 		comp <- sent{tok: t, tag: t.Message().Tag, qos: t.Message().QoS}
 	}
 
@@ -243,9 +244,16 @@ func (f *Forwarder) complete(c *client.Client, comp <-chan sent) {
 				continue
 			}
 			f.count(func(st *Status) { st.Acked++ })
+			f.mu.Lock()
+			f.throttled = 0
+			f.mu.Unlock()
 			if s.qos == 0 {
 				f.store.ackTag(s.tag)
 			}
+		case errors.As(err, &se) && retryable(err) && s.tag != 0:
+			// Kept in the queue by the session store; the drain sends it
+			// again after a pause.
+			f.count(func(st *Status) { st.Throttled++ })
 		case errors.As(err, &se):
 			// The cloud refused it (v5 reason code >= 0x80): sending it
 			// again would be refused again. The client has deleted its

@@ -60,6 +60,12 @@ func (f *Forwarder) drain(ctx context.Context, c *client.Client, comp chan<- sen
 			return c.Err()
 		default:
 		}
+		if err := f.resendRefused(ctx, c, comp); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 		worked, err := f.drainOnce(ctx, c, comp)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -154,6 +160,46 @@ func (f *Forwarder) resendQoS0(ctx context.Context, c *client.Client, comp chan<
 	return nil
 }
 
+// resendRefused sends again the records the cloud refused for now (over
+// its quota, busy), after a pause that grows while refusals go on. They
+// go ahead of what the drain has not sent yet, but after what was in
+// flight with them: a throttled burst can arrive out of order, not lost.
+func (f *Forwarder) resendRefused(ctx context.Context, c *client.Client, comp chan<- sent) error {
+	retry := f.store.takeRetry()
+	if len(retry) == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	n := f.throttled
+	f.throttled++
+	f.mu.Unlock()
+	d := backoff(Backoff{Min: time.Second, Max: time.Minute}, n)
+	f.log.Warn("the cloud refused messages for now (quota or busy); sending them again after a pause",
+		"messages", len(retry), "pause", d.Round(time.Millisecond))
+	f.setPaused(fmt.Sprintf("the cloud refused %d messages for now; sending again in %v", len(retry), d.Round(time.Millisecond)))
+	defer f.setPaused("")
+	select {
+	case <-time.After(d):
+	case <-c.Done():
+	case <-ctx.Done():
+	}
+	for i, tag := range retry {
+		lane, seq, ok := f.store.untag(tag)
+		if !ok {
+			continue
+		}
+		recs, err := f.db.Read(lane, seq, 1)
+		if err != nil || len(recs) == 0 || recs[0].Seq != seq {
+			continue // dropped meanwhile (queue policy)
+		}
+		if ok, err := f.send(ctx, c, &laneCursor{name: lane}, recs[0], tag, comp); err != nil || !ok {
+			f.store.requeue(retry[i:])
+			return err
+		}
+	}
+	return nil
+}
+
 // higherWaiting reports whether a lane of higher priority than lanes[i]
 // has records the drain has not read yet.
 func (f *Forwarder) higherWaiting(i int) bool {
@@ -213,6 +259,9 @@ func (f *Forwarder) send(ctx context.Context, c *client.Client, l *laneCursor, r
 			st.Sent++
 			f.addBytes(st, now, size)
 		})
+		if cm.QoS > 0 {
+			f.store.register(tag, tok)
+		}
 		comp <- sent{tok: tok, tag: tag, qos: cm.QoS, size: size}
 		return true, nil
 	case errors.Is(err, client.ErrNotSupported), errors.Is(err, client.ErrInvalid):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/client"
@@ -39,9 +40,13 @@ type Status struct {
 	Sent     int64 // PUBLISH packets handed to the link (resends by the client not counted)
 	Acked    int64 // PUBACK/PUBCOMP received, or QoS 0 written
 	Rejected int64 // refused by the cloud (v5 reason code >= 0x80); dropped
-	Refused  int64 // too large for the cloud's Maximum Packet Size or an invalid topic; dropped
-	Expired  int64 // message expiry passed while queued; dropped
-	Corrupt  int64 // records that did not decode; dropped
+	// Throttled counts refusals for now (v5 0x97 Quota exceeded, 0x89
+	// Server busy, 0x80, 0x83, 0x91): the message stays queued and is
+	// sent again after a pause.
+	Throttled int64
+	Refused   int64 // too large for the cloud's Maximum Packet Size or an invalid topic; dropped
+	Expired   int64 // message expiry passed while queued; dropped
+	Corrupt   int64 // records that did not decode; dropped
 	// Downgraded counts messages sent with a lower QoS or without retain
 	// because the cloud does not support them (AWS IoT Core: no QoS 2).
 	Downgraded int64
@@ -147,6 +152,16 @@ func (f *Forwarder) updateRate(now time.Time) {
 func (f *Forwarder) count(fn func(*Status)) {
 	f.mu.Lock()
 	fn(&f.st.Status)
+	f.mu.Unlock()
+}
+
+// setPaused sets (or with "" clears) why the drain is held back, unless the
+// budget holds it.
+func (f *Forwarder) setPaused(why string) {
+	f.mu.Lock()
+	if why != "" || !strings.HasPrefix(f.st.Paused, "daily budget") && !strings.HasPrefix(f.st.Paused, "only the reserve") {
+		f.st.Paused = why
+	}
 	f.mu.Unlock()
 }
 
@@ -293,6 +308,7 @@ func (f *Forwarder) publishSys(ctx context.Context, stateOnly bool) {
 			{"messages/sent", strconv.FormatInt(st.Sent, 10)},
 			{"messages/acked", strconv.FormatInt(st.Acked, 10)},
 			{"messages/rejected", strconv.FormatInt(st.Rejected, 10)},
+			{"messages/throttled", strconv.FormatInt(st.Throttled, 10)},
 			{"messages/refused", strconv.FormatInt(st.Refused, 10)},
 			{"messages/expired", strconv.FormatInt(st.Expired, 10)},
 			{"messages/downgraded", strconv.FormatInt(st.Downgraded, 10)},

@@ -64,6 +64,8 @@ type sessionStore struct {
 	laneIdx map[string]uint64
 	pending map[string]*pendingAck // lane ("" = no record) -> writes to flush
 	npend   int
+	toks    map[uint64]*client.Token // tokens of records in flight, to tell an ack from a refusal
+	retry   []uint64                 // records the cloud refused for now (quota): not acknowledged
 	errMu   sync.Mutex
 	err     error // first failed background write, reported once by takeErr
 	kick    chan struct{}
@@ -76,6 +78,7 @@ type storedEntry struct {
 
 type pendingAck struct {
 	seqs []uint64
+	tags []uint64 // beside seqs: the record's tag when a token may say it was refused, else 0
 	ops  []msg.Op
 }
 
@@ -99,6 +102,7 @@ func openSessionStore(db queueDB, log *slog.Logger) (*sessionStore, error) {
 		tags:    make(map[uint64]int),
 		laneIdx: make(map[string]uint64),
 		pending: make(map[string]*pendingAck),
+		toks:    make(map[uint64]*client.Token),
 		kick:    make(chan struct{}, 1),
 	}
 	for _, prefix := range []string{keyOut, keyIn} {
@@ -304,6 +308,8 @@ func (s *sessionStore) Delete(dir client.Direction, id uint16) error {
 		s.untrackLocked(se.e.Tag)
 		if lane, seq, ok := s.untagLocked(se.e.Tag); ok {
 			s.addLocked(lane, []uint64{seq}, op...)
+			p := s.pending[lane]
+			p.tags[len(p.tags)-1] = se.e.Tag
 			s.mu.Unlock()
 			s.signal()
 			return nil
@@ -362,6 +368,9 @@ func (s *sessionStore) addLocked(lane string, seqs []uint64, ops ...msg.Op) {
 		s.pending[lane] = p
 	}
 	p.seqs = append(p.seqs, seqs...)
+	for range seqs {
+		p.tags = append(p.tags, 0)
+	}
 	p.ops = append(p.ops, ops...)
 	s.npend += len(seqs) + len(ops)
 }
@@ -371,6 +380,62 @@ func (s *sessionStore) signal() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// retryable reports whether a refusal by the cloud is worth sending
+// again later: it is busy or over a quota (AWS IoT answers throttled
+// publishes with 0x97), not refusing the message itself.
+func retryable(err error) bool {
+	var se *client.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case packet.QuotaExceeded, packet.UnspecifiedError, packet.ImplementationSpecificError,
+		packet.ServerBusy, packet.PacketIdentifierInUse:
+		return true
+	}
+	return false
+}
+
+// keepRefusedLocked drops from p's acknowledgements the records whose
+// exchange ended with a retryable refusal; they stay queued and go to
+// s.retry. The client deletes an entry just before it completes the
+// token, so waiting for the token here is short.
+func (s *sessionStore) keepRefusedLocked(p *pendingAck) []uint64 {
+	out := p.seqs[:0]
+	for i, seq := range p.seqs {
+		tag := p.tags[i]
+		if tok := s.toks[tag]; tag != 0 && tok != nil {
+			delete(s.toks, tag)
+			<-tok.Done()
+			if retryable(tok.Err()) {
+				s.retry = append(s.retry, tag)
+				continue
+			}
+		}
+		out = append(out, seq)
+	}
+	return out
+}
+
+// register remembers the token of record tag in flight.
+func (s *sessionStore) register(tag uint64, tok *client.Token) {
+	if tag == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.toks[tag] = tok
+	s.mu.Unlock()
+}
+
+// takeRetry returns (and forgets) the records the cloud refused for now.
+func (s *sessionStore) takeRetry() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.retry
+	s.retry = nil
+	return r
 }
 
 // closedChan is a done channel for nothing to wait for.
@@ -396,6 +461,7 @@ func (s *sessionStore) submitLocked() <-chan struct{} {
 	left.Store(int32(len(lanes)))
 	for _, l := range lanes {
 		p := s.pending[l]
+		p.seqs = s.keepRefusedLocked(p)
 		done := func(err error) {
 			if err != nil {
 				s.setErr(err)
@@ -503,4 +569,11 @@ func InFlight(db msg.Store) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// requeue puts records back at the front of the refused-for-now list.
+func (s *sessionStore) requeue(tags []uint64) {
+	s.mu.Lock()
+	s.retry = append(append([]uint64(nil), tags...), s.retry...)
+	s.mu.Unlock()
 }
