@@ -14,6 +14,15 @@
 // restarts of the hub. Its session with the cloud is persistent (clean
 // session false, a week of session expiry in MQTT 5).
 //
+// What the cloud cannot take is handled, counted and logged once per kind:
+// QoS above its Maximum QoS is lowered, retain is dropped where it has no
+// retained messages, a message over its Maximum Packet Size is dropped.
+// A refusal for now (MQTT 5 0x97 Quota exceeded, as a throttling cloud
+// answers, or busy) keeps the message queued and sends it again after a
+// growing pause; a refusal of the message itself (0x87 Not authorized,
+// 0x90 Topic Name invalid, ...) drops it, since sending it again would only
+// block the lane behind it.
+//
 // It imports brokercore/msg, brokercore/client, brokercore/packet,
 // brokercore/topic and storeforward/queue, never brokercore itself: the hub
 // hands it a msg.Publisher and msg.Sessions and registers its Tap.
