@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // sensorsConfig is a hub with one simulated sensor of each kind issue 6
@@ -201,32 +203,26 @@ func checkSensor(name, payload string) error {
 	return nil
 }
 
-// collector keeps every message a paho subscription delivers, so a test
-// can wait for one it wants without blocking paho's router.
+// collector keeps every message of a paho subscription, appended from
+// paho's callback without blocking it (pahoSubscribe's channel holds 16,
+// too few for a hub full of sensors), so a test can wait for the one it wants.
 type collector struct {
 	mu   sync.Mutex
 	msgs []pahoMsg
 }
 
-func collect(t *testing.T, ch <-chan pahoMsg) *collector {
-	c := &collector{}
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		for {
-			select {
-			case m := <-ch:
-				c.mu.Lock()
-				c.msgs = append(c.msgs, m)
-				c.mu.Unlock()
-			case <-done:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { close(done); <-stopped })
-	return c
+func collect(t *testing.T, c mqtt.Client, filter string, qos byte) *collector {
+	t.Helper()
+	col := &collector{}
+	tok := c.Subscribe(filter, qos, func(_ mqtt.Client, m mqtt.Message) {
+		col.mu.Lock()
+		col.msgs = append(col.msgs, pahoMsg{m.Topic(), string(m.Payload()), m.Qos(), m.Retained()})
+		col.mu.Unlock()
+	})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("paho subscribe %s: %v", filter, tok.Error())
+	}
+	return col
 }
 
 // since returns the messages from index i on, and the next index.
@@ -284,7 +280,7 @@ func TestSensorsE2EReadings(t *testing.T) {
 	}
 	addr := p.addr("MQTT broker")
 	paho := pahoClient(t, addr, "sensors-watch")
-	all := collect(t, pahoSubscribe(t, paho, "sensors/#", 1))
+	all := collect(t, paho, "sensors/#", 1)
 
 	// Every working sensor publishes live readings in the documented format,
 	// at its configured QoS (mast: 1, the others 0).
@@ -399,7 +395,7 @@ func TestSensorsE2ERainTotalSurvivesRestart(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	// 600 tips a minute: a tip every 100 ms.
 	p := startOutpostIn(t, dir, data, rainOnly(600))
-	c := collect(t, pahoSubscribe(t, pahoClient(t, p.addr("MQTT broker"), "rain-1"), "sensors/rain/#", 1))
+	c := collect(t, pahoClient(t, p.addr("MQTT broker"), "rain-1"), "sensors/rain/#", 1)
 	var before reading
 	_, next := c.wait(t, 10*time.Second, 0, "a rain total of 5 tips or more", func(m pahoMsg) bool {
 		if m.topic != "sensors/rain" || m.retained {
@@ -422,7 +418,7 @@ func TestSensorsE2ERainTotalSurvivesRestart(t *testing.T) {
 	// Restarted with no more rain: the total must carry on from where it was.
 	cfg := rainOnly(0)
 	p = startOutpostIn(t, dir, data, cfg)
-	c = collect(t, pahoSubscribe(t, pahoClient(t, p.addr("MQTT broker"), "rain-2"), "sensors/rain", 1))
+	c = collect(t, pahoClient(t, p.addr("MQTT broker"), "rain-2"), "sensors/rain", 1)
 	m, _ := c.wait(t, 10*time.Second, 0, "a live rain reading after the restart", func(m pahoMsg) bool { return !m.retained })
 	after, err := parseReading(m.payload)
 	if err != nil {
@@ -460,7 +456,7 @@ func TestSensorsE2EDeadband(t *testing.T) {
     simulate: {temperature: 20, humidity: {base: 50, noise: 0.5}, pressure: 90000}
 `
 	p := startOutpost(t, cfg)
-	c := collect(t, pahoSubscribe(t, pahoClient(t, p.addr("MQTT broker"), "deadband"), "sensors/tank", 1))
+	c := collect(t, pahoClient(t, p.addr("MQTT broker"), "deadband"), "sensors/tank", 1)
 	var times []time.Time
 	next := 0
 	for len(times) < 3 {
