@@ -97,7 +97,7 @@ func TestVanishedSensorOthersKeepPublishing(t *testing.T) {
 func TestPayloadAndPlainTopics(t *testing.T) {
 	pub := &recPub{}
 	cfg := SensorConfig{Name: "mast", Driver: "bme280", Bus: BusConfig{Type: "i2c", Name: "1", Address: 0x77},
-		Interval: time.Second, Retain: true, QoS: 1, PlainTopics: true,
+		Interval: time.Second, QoS: 1, PlainTopics: true,
 		Simulate: map[string]any{"temperature": 21.5, "humidity": 40, "pressure": 101325}}
 	a, err := New([]SensorConfig{cfg}, pub, Options{Jitter: time.Millisecond})
 	if err != nil {

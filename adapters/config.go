@@ -10,7 +10,9 @@ type SensorConfig struct {
 	Interval time.Duration `mapstructure:"interval" yaml:"interval"` // 0 = 10s
 	Topic    string        `mapstructure:"topic" yaml:"topic"`       // "" = sensors/<name>
 	QoS      byte          `mapstructure:"qos" yaml:"qos"`
-	Retain   bool          `mapstructure:"retain" yaml:"retain"`
+	// Retain keeps the last reading on the broker for late subscribers;
+	// nil (not set) means true. Status topics are always retained.
+	Retain *bool `mapstructure:"retain" yaml:"retain"`
 	// Simulate runs the real driver over an emulated bus whose chip model
 	// produces these values (quantity name -> base value, or a signal map).
 	Simulate map[string]any `mapstructure:"simulate" yaml:"simulate"`
@@ -40,3 +42,6 @@ type BusConfig struct {
 	Name    string `mapstructure:"name" yaml:"name"`       // bus or pin name as periph names it, e.g. "1", "SIM-I2C1", "GPIO17"
 	Address uint16 `mapstructure:"address" yaml:"address"` // I2C address, 1-Wire ROM as configured by the driver
 }
+
+// RetainLast reports whether readings are published retained (Retain, default true).
+func (c SensorConfig) RetainLast() bool { return c.Retain == nil || *c.Retain }

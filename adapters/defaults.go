@@ -16,7 +16,7 @@ func DefaultSensors() []SensorConfig {
 		{
 			Name: "weather", Driver: "bme280",
 			Bus:      BusConfig{Type: "i2c", Name: "1", Address: 0x76},
-			Interval: 5 * time.Second, QoS: 0, Retain: true,
+			Interval: 5 * time.Second, QoS: 0,
 			Simulate: map[string]any{
 				"temperature": map[string]any{"base": 18.0, "daily": 6.0, "noise": 0.05, "min": -40.0, "max": 85.0},
 				"humidity":    map[string]any{"base": 55.0, "daily": -15.0, "noise": 0.3, "min": 0.0, "max": 100.0},
@@ -26,13 +26,13 @@ func DefaultSensors() []SensorConfig {
 		{
 			Name: "water", Driver: "ds18b20",
 			Bus:      BusConfig{Type: "onewire", Name: "w1"},
-			Interval: 5 * time.Second, QoS: 0, Retain: true,
+			Interval: 5 * time.Second, QoS: 0,
 			Simulate: map[string]any{"temperature": map[string]any{"base": 11.5, "daily": 0.5, "noise": 0.02}},
 		},
 		{
 			Name: "rain", Driver: "gpio-counter",
 			Bus:      BusConfig{Type: "gpio", Name: "GPIO17"},
-			Interval: 10 * time.Second, QoS: 0, Retain: true,
+			Interval: 10 * time.Second, QoS: 0,
 			Options:  map[string]any{"scale": 0.2794, "unit": "mm", "debounce": "20ms"},
 			Simulate: map[string]any{"rate": 6.0, "bounce": 2.0},
 		},

@@ -103,11 +103,11 @@ func (e *entry) publishStatus(ctx context.Context, s string) {
 }
 
 func (e *entry) publishReading(ctx context.Context, now time.Time, vals []sensor.Value) {
-	e.send(ctx, msg.Message{Topic: e.cfg.Topic, Payload: AppendPayload(nil, now, vals), QoS: e.cfg.QoS, Retain: e.cfg.Retain})
+	e.send(ctx, msg.Message{Topic: e.cfg.Topic, Payload: AppendPayload(nil, now, vals), QoS: e.cfg.QoS, Retain: e.cfg.RetainLast()})
 	if e.cfg.PlainTopics {
 		for _, v := range vals {
 			e.send(ctx, msg.Message{Topic: e.cfg.Topic + "/" + v.Quantity,
-				Payload: appendNumber(nil, v.Value), QoS: e.cfg.QoS, Retain: e.cfg.Retain})
+				Payload: appendNumber(nil, v.Value), QoS: e.cfg.QoS, Retain: e.cfg.RetainLast()})
 		}
 	}
 	e.smu.Lock()
