@@ -86,7 +86,7 @@ func (h *Hub) startUplink(ctx context.Context) (func(context.Context) error, err
 }
 
 func (h *Hub) startGateway(ctx context.Context) (func(context.Context) error, error) {
-	g, err := snbridge.New(h.cfg.MQTTSN, h.broker, h.broker, h.log)
+	g, err := snbridge.New(h.cfg.MQTTSN, h.broker, h.log)
 	if err != nil {
 		return nil, err
 	}

@@ -204,9 +204,16 @@ func (c *client) finishConnect(withWill bool) {
 		if peer != nil {
 			remote = peer.String()
 		}
+		// Clean session false keeps subscriptions and registered ids
+		// (section 6.3); the broker keeps a session only with an expiry,
+		// so give it the one MQTT 3.1.1 gives a persistent session: never.
+		var expiry time.Duration
+		if !clean {
+			expiry = persistentExpiry
+		}
 		s, _, err := g.sessions.Open(g.ctx, msg.SessionOptions{
 			ClientID: c.id, Username: g.cfg.Username, Listener: listenerName(peer), RemoteAddr: remote,
-			CleanStart: clean, Will: will, Deliver: c.deliver,
+			CleanStart: clean, SessionExpiry: expiry, Will: will, Deliver: c.deliver,
 		})
 		if err != nil {
 			rc := returnCode(err)
@@ -478,3 +485,7 @@ func (c *client) loseLocked() msg.Session {
 	}
 	return s
 }
+
+// persistentExpiry is the session expiry of a clean-session-false client:
+// MQTT 5's 0xFFFFFFFF seconds, "never" (what a 3.1.1 client gets).
+const persistentExpiry = time.Duration(1<<32-1) * time.Second

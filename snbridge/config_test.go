@@ -69,19 +69,19 @@ func TestParsePredefinedTopics(t *testing.T) {
 func TestNewErrors(t *testing.T) {
 	b := fakebroker.New()
 	log := slog.New(slog.DiscardHandler)
-	if _, err := New(Config{Listen: "127.0.0.1:0", PredefinedTopicsFile: "/nonexistent/predef.conf"}, b, b, log); err == nil ||
+	if _, err := New(Config{Listen: "127.0.0.1:0", PredefinedTopicsFile: "/nonexistent/predef.conf"}, b, log); err == nil ||
 		!strings.Contains(err.Error(), "mqttsn.predefined_topics_file") {
 		t.Errorf("missing file: %v", err)
 	}
 	bad := writeFile(t, "p.conf", "*,x,1\n*,y\n")
-	if _, err := New(Config{Listen: "127.0.0.1:0", PredefinedTopicsFile: bad}, b, b, log); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if _, err := New(Config{Listen: "127.0.0.1:0", PredefinedTopicsFile: bad}, b, log); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("bad file: %v", err)
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", Serial: &SerialConfig{Device: "/nonexistent/tty"}}, b, b, log); err == nil ||
+	if _, err := New(Config{Listen: "127.0.0.1:0", Serial: &SerialConfig{Device: "/nonexistent/tty"}}, b, log); err == nil ||
 		!strings.Contains(err.Error(), "mqttsn.serial") {
 		t.Errorf("missing serial device: %v", err)
 	}
-	if _, err := New(Config{}, nil, b, log); err == nil {
+	if _, err := New(Config{}, nil, log); err == nil {
 		t.Errorf("nil sessions accepted")
 	}
 }

@@ -17,7 +17,7 @@ import (
 func Example() {
 	broker := fakebroker.New() // the hub passes *brokercore.Broker
 	gw, err := snbridge.New(snbridge.Config{Listen: "127.0.0.1:0", AdvertiseInterval: -1, Broadcast: "127.0.0.1:9"},
-		broker, broker, slog.New(slog.DiscardHandler))
+		broker, slog.New(slog.DiscardHandler))
 	if err != nil {
 		panic(err)
 	}

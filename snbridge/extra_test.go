@@ -35,3 +35,5 @@ func (g *Gateway) client(id string) *client {
 }
 
 type msgT = msg.Message
+
+type msgSessionOptions = msg.SessionOptions

@@ -56,7 +56,11 @@ func FuzzGatewayDatagrams(f *testing.F) {
 		clk := newFakeClock()
 		b := fakebroker.New()
 		cfg := Config{Listen: "127.0.0.1:0", Clock: clk.Now, PredefinedTopics: map[uint16]string{1: "p/1"}, RetryInterval: time.Second, MaxRetries: 2}.withDefaults()
-		g := &Gateway{cfg: cfg, sessions: b, pub: b, log: slog.New(slog.DiscardHandler), now: clk.Now, predef: newPredefined(),
+		qs, _, err := b.Open(context.Background(), msgSessionOptions{ClientID: "qos-1", CleanStart: true, Deliver: func(msgT) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &Gateway{cfg: cfg, sessions: b, qosm1: qs, log: slog.New(slog.DiscardHandler), now: clk.Now, predef: newPredefined(),
 			ctx: context.Background(), peers: map[peerKey]*peer{}, clients: map[string]*client{}}
 		g.predef.add("", 1, "p/1")
 		g.rl = rateLog{log: g.log, every: time.Minute, seen: map[string]time.Time{}}

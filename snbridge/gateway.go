@@ -36,7 +36,7 @@ const maxPeers = 65536
 type Gateway struct {
 	cfg      Config
 	sessions msg.Sessions
-	pub      msg.Publisher
+	qosm1    msg.Session // QoS -1 publishes, under the ACL (set by Run)
 	log      *slog.Logger
 	now      func() time.Time
 	predef   *predefined
@@ -99,14 +99,15 @@ type job struct {
 
 // New checks cfg, loads the predefined topics and opens the transports
 // (UDP, optional UDP6 and serial), so that Addr is known before Run.
-// sessions opens a broker session per SN client; pub publishes QoS -1
-// messages, which come without a connection (section 6.8).
-func New(cfg Config, sessions msg.Sessions, pub msg.Publisher, log *slog.Logger) (*Gateway, error) {
+// sessions opens a broker session per SN client, and one of the gateway's
+// own for QoS -1 messages, which come without a connection (section 6.8),
+// so the ACL applies to every publish as mqttsn.username.
+func New(cfg Config, sessions msg.Sessions, log *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("snbridge config: %w", err)
 	}
-	if sessions == nil || pub == nil {
-		return nil, errors.New("snbridge: New needs a msg.Sessions and a msg.Publisher")
+	if sessions == nil {
+		return nil, errors.New("snbridge: New needs a msg.Sessions")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -117,7 +118,7 @@ func New(cfg Config, sessions msg.Sessions, pub msg.Publisher, log *slog.Logger)
 		return nil, err
 	}
 	g := &Gateway{
-		cfg: cfg, sessions: sessions, pub: pub, log: log.With("component", "snbridge"),
+		cfg: cfg, sessions: sessions, log: log.With("component", "snbridge"),
 		now: cfg.Clock, predef: pd, ctx: context.Background(),
 		peers: map[peerKey]*peer{}, clients: map[string]*client{},
 	}
@@ -198,6 +199,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return errors.New("snbridge: Run called twice")
 	}
 	g.ctx = ctx
+	// QoS -1 publishes come without a connection (section 6.8), but the
+	// ACL must still apply to them: they go through one session of the
+	// gateway's own, as mqttsn.username.
+	qs, _, err := g.sessions.Open(ctx, msg.SessionOptions{
+		ClientID: fmt.Sprintf("outpost-mqttsn-gw%d-qos-1", g.cfg.GatewayID), Username: g.cfg.Username,
+		Listener: "mqtt-sn qos -1", CleanStart: true, Deliver: func(msg.Message) {},
+	})
+	if err != nil {
+		return fmt.Errorf("snbridge: open the QoS -1 session: %w", err)
+	}
+	g.qosm1 = qs
+	defer qs.Close(false)
 	g.log.Info("mqtt-sn gateway listening", "addrs", fmt.Sprint(g.Addrs()), "gateway_id", g.cfg.GatewayID, "broadcast", g.bcast.String())
 	if got := g.udp.readBuffer(); got > 0 && got < g.cfg.ReadBuffer {
 		// The kernel capped SO_RCVBUF: bursts may be dropped before we see them.

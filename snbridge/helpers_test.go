@@ -92,7 +92,7 @@ func start(t testing.TB, mut func(*Config)) *env {
 	if os.Getenv("SNBRIDGE_TEST_DEBUG") != "" {
 		h = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 	}
-	g, err := New(cfg, b, b, slog.New(h))
+	g, err := New(cfg, b, slog.New(h))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

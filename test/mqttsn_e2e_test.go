@@ -386,9 +386,6 @@ topic readwrite plant/#
 	// QoS -1 needs no connection (section 6.8), so it is the easiest way
 	// for any UDP sender to publish: the ACL must apply to it too.
 	t.Run("qos -1", func(t *testing.T) {
-		t.Skip("needs the ACL on QoS -1: snbridge publishQoSMinus1 (snbridge/handle.go) publishes through the " +
-			"plain msg.Publisher, and brokercore.(*Broker).Publish calls publishAs with acl=false, so an " +
-			"unconnected UDP node can publish to any topic the ACL denies to anonymous (or to mqttsn.username)")
 		p := startOutpost(t, snCfg(broker, ""))
 		paho := pahoClient(t, p.addr("MQTT broker"), "acl-watch")
 		seen := collect(t, paho, "#", 1)
@@ -449,11 +446,6 @@ topic readwrite plant/#
 // connects again, also after a restart of the binary, where the gateway
 // (which lost its topic ids) REGISTERs the topic before sending.
 func TestMQTTSNE2EPersistentSession(t *testing.T) {
-	t.Skip("needs snbridge to open clean-session-false sessions as persistent: client.go connect passes " +
-		"msg.SessionOptions{CleanStart: false} with SessionExpiry 0, which the broker treats as non-persistent " +
-		"(msg.SessionOptions doc; brokercore lifecycle.go persistent = expiry > 0), so DISCONNECT's Close(false) " +
-		"drops the subscription; set SessionExpiry to time.Duration(math.MaxUint32)*time.Second when !clean, " +
-		"as brokercore conn.go does for a 3.1.1 clean session = false")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfg := snCfg("", "")

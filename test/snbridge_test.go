@@ -64,7 +64,7 @@ func waitPaho(t *testing.T, ch <-chan pahoMsg) pahoMsg {
 func TestSNAndMQTTClients(t *testing.T) {
 	srv := brokertest.NewServer(t)
 	gw, err := snbridge.New(snbridge.Config{Listen: "127.0.0.1:0", Broadcast: "127.0.0.1:9", AdvertiseInterval: -1},
-		srv.Broker, srv.Broker, slog.New(slog.NewTextHandler(tLog{t}, nil)))
+		srv.Broker, slog.New(slog.NewTextHandler(tLog{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

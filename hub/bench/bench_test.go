@@ -211,7 +211,7 @@ func TestScenariosAgainstBroker(t *testing.T) {
 
 func TestMQTTSNScenario(t *testing.T) {
 	srv := quietBroker(t, brokercore.Config{}, brokercore.Options{})
-	g, err := snbridge.New(snbridge.Config{Enabled: true, Listen: "127.0.0.1:0", AdvertiseInterval: -1}, srv.Broker, srv.Broker, nil)
+	g, err := snbridge.New(snbridge.Config{Enabled: true, Listen: "127.0.0.1:0", AdvertiseInterval: -1}, srv.Broker, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
