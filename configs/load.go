@@ -13,6 +13,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/outpost-iot/outpost/adapters"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -44,7 +46,10 @@ const keyDelim = "::"
 //
 // Load returns what it could decode even when it returns an error; use the
 // Config only when the error is nil.
-func Load(path string, flags *pflag.FlagSet) (Config, error) {
+func Load(path string, flags *pflag.FlagSet) (Config, error) { return LoadOn(path, flags, nil) }
+
+// LoadOn is Load with ValidateOn(hw): the sensors' buses must exist on hw.
+func LoadOn(path string, flags *pflag.FlagSet, hw adapters.BusLister) (Config, error) {
 	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelim))
 	v.SetConfigType("yaml")
 	src := sources{file: path, lines: map[string]int{}, env: map[string]string{}, flags: map[string]string{}}
@@ -111,7 +116,7 @@ func Load(path string, flags *pflag.FlagSet) (Config, error) {
 	for _, e := range errs {
 		bad[e.Key] = true
 	}
-	if verr, ok := cfg.Validate().(Errors); ok {
+	if verr, ok := cfg.ValidateOn(hw).(Errors); ok {
 		for _, e := range verr {
 			if !underBad(e.Key, bad) {
 				errs = append(errs, e)

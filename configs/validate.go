@@ -23,15 +23,21 @@ import (
 //
 // Zero values are valid everywhere: they mean the documented default.
 // Validate does not look at the file system or the hardware (a field config
-// is often checked on a laptop); the components report a missing
-// password_file or I2C bus when they start.
-func (cfg Config) Validate() error {
+// is often checked on a laptop); ValidateOn adds the hardware check.
+func (cfg Config) Validate() error { return cfg.ValidateOn(nil) }
+
+// ValidateOn is Validate that also checks that every sensor on real hardware
+// (not simulate:) has its bus on hw, the machine's buses
+// (adapters.NewHostBuses()); hw nil skips that check. outpost run and
+// outpost config check use it, so a typo in bus.name is named at once
+// rather than showing as a sensor that retries for ever.
+func (cfg Config) ValidateOn(hw adapters.BusLister) error {
 	var es Errors
 	cfg.validateTop(&es)
 	cfg.validateBroker(&es)
 	cfg.validateMQTTSN(&es)
 	cfg.validateSensors(&es)
-	cfg.validateSensorDrivers(&es)
+	cfg.validateSensorDrivers(&es, hw)
 	cfg.validateUplink(&es)
 	cfg.validatePorts(&es)
 	cfg.validateComponents(&es)
@@ -206,14 +212,15 @@ func (cfg Config) validateSensors(es *Errors) {
 	}
 }
 
-// validateSensorDrivers adds what adapters.Validate finds (unknown
-// drivers, a bus the driver cannot use, addresses out of the chip's range,
-// two sensors on one bus address, bad options and simulate: keys) to the
+// validateSensorDrivers adds what adapters.ValidateOn finds (unknown
+// drivers, a bus the driver cannot use or that does not exist on this
+// machine, addresses out of the chip's range, two sensors on one bus
+// address, bad options and simulate: keys) to the
 // checks above, leaving out what they already reported for that sensor.
 // Each sensor is validated alone first, so an error is tied to its index
 // even when two sensors share a name; then the whole list, for what only
 // the list shows (one bus address used twice).
-func (cfg Config) validateSensorDrivers(es *Errors) {
+func (cfg Config) validateSensorDrivers(es *Errors, hw adapters.BusLister) {
 	reported := map[string]bool{}
 	for _, e := range *es {
 		reported[e.Key] = true
@@ -228,7 +235,7 @@ func (cfg Config) validateSensorDrivers(es *Errors) {
 	}
 	single := map[string]bool{}
 	for i, s := range cfg.Sensors {
-		for _, e := range joined(adapters.Validate([]adapters.SensorConfig{s})) {
+		for _, e := range joined(adapters.ValidateOn([]adapters.SensorConfig{s}, hw)) {
 			single[e.Error()] = true
 			add(i, stripSensorLabel(e.Error(), s.Name, 0))
 		}

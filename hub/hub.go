@@ -46,9 +46,9 @@ type Hub struct {
 	gateway  *snbridge.Gateway
 	sensors  *adapters.Adapters
 	uplink   *storeforward.Forwarder // nil without forward rules or uplink
-	http     *httpState     // the web console (http.go)
-	runners  sync.WaitGroup // goroutines of parts that Run(ctx)
-	failed   chan error     // a part whose Run ended on its own
+	http     *httpState              // the web console (http.go)
+	runners  sync.WaitGroup          // goroutines of parts that Run(ctx)
+	failed   chan error              // a part whose Run ended on its own
 	mu       sync.Mutex
 	started  []*part
 	startErr error
@@ -170,7 +170,7 @@ func (h *Hub) Healthy() error {
 func (h *Hub) Reload() error {
 	_ = sdnotify.Reloading()
 	defer sdnotify.Ready()
-	cfg, err := configs.Load(h.opts.ConfigPath, h.opts.Flags)
+	cfg, err := configs.LoadOn(h.opts.ConfigPath, h.opts.Flags, adapters.NewHostBuses())
 	if err != nil {
 		return fmt.Errorf("reload config: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/outpost-iot/outpost/adapters"
 	"github.com/outpost-iot/outpost/configs"
 	"github.com/outpost-iot/outpost/hub"
 )
@@ -48,7 +49,7 @@ func runHub(cmd *cobra.Command, path string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
-	cfg, err := configs.Load(path, cmd.Flags())
+	cfg, err := configs.LoadOn(path, cmd.Flags(), adapters.NewHostBuses())
 	if err != nil {
 		if es, ok := err.(configs.Errors); ok {
 			for _, e := range es {
