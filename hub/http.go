@@ -146,10 +146,20 @@ func (h *Hub) consoleSources(st *httpState) console.Sources {
 	if h.gateway != nil {
 		src.Gateway = func() console.GatewayStats { return gatewayStats(h.gateway.Stats()) }
 	}
-	if h.sensors != nil {
-		src.Sensors = func() []console.Sensor { return consoleSensors(h.sensors.Status()) }
+	if h.sensors.Load() != nil {
+		// Through the pointer each time: SIGHUP may replace the sensors.
+		src.Sensors = func() []console.Sensor {
+			if a := h.sensors.Load(); a != nil {
+				return consoleSensors(a.Status())
+			}
+			return nil
+		}
 		src.ReadSensor = func(ctx context.Context, name string) (console.SensorReading, error) {
-			r, err := h.sensors.ReadNow(ctx, name)
+			a := h.sensors.Load()
+			if a == nil {
+				return console.SensorReading{}, fmt.Errorf("read sensor %s: no sensors configured", name)
+			}
+			r, err := a.ReadNow(ctx, name)
 			if err != nil {
 				return console.SensorReading{}, err
 			}

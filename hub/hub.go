@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -44,11 +46,11 @@ type Hub struct {
 	db       *queue.DB
 	broker   *brokercore.Broker
 	gateway  *snbridge.Gateway
-	sensors  *adapters.Adapters
-	uplink   *storeforward.Forwarder // nil without forward rules or uplink
-	http     *httpState              // the web console (http.go)
-	runners  sync.WaitGroup          // goroutines of parts that Run(ctx)
-	failed   chan error              // a part whose Run ended on its own
+	sensors  atomic.Pointer[adapters.Adapters] // replaced by Reload
+	uplink   *storeforward.Forwarder           // nil without forward rules or uplink
+	http     *httpState                        // the web console (http.go)
+	runners  sync.WaitGroup                    // goroutines of parts that Run(ctx)
+	failed   chan error                        // a part whose Run ended on its own
 	mu       sync.Mutex
 	started  []*part
 	startErr error
@@ -185,11 +187,87 @@ func (h *Hub) Reload() error {
 			errs = append(errs, fmt.Errorf("reload broker: %w", err))
 		}
 	}
+	if err := h.reloadSensors(cfg.Sensors); err != nil {
+		errs = append(errs, fmt.Errorf("reload sensors: %w", err))
+	}
+	if restart := restartNeeded(h.cfg, cfg); len(restart) > 0 {
+		h.log.Warn("changed settings take effect after a restart (systemctl restart outpost)", "sections", restart)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	h.log.Info("reloaded", "config", h.opts.ConfigPath)
 	return nil
+}
+
+// reloadSensors replaces the running sensors when the list changed: the
+// new set is built first (a bad one leaves the old running), then the old
+// one stops (pulse totals saved, buses closed) and the new one starts.
+func (h *Hub) reloadSensors(cfgs []adapters.SensorConfig) error {
+	if h.opts.ConfigPath == "" && cfgs == nil {
+		return nil // the embedded default keeps its simulated sensors
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if reflect.DeepEqual(h.cfg.Sensors, cfgs) || h.broker == nil {
+		return nil
+	}
+	var p *part
+	for _, sp := range h.started {
+		if sp.name == "sensors" {
+			p = sp
+		}
+	}
+	var next *adapters.Adapters
+	if len(cfgs) > 0 {
+		a, err := h.newSensors(cfgs)
+		if err != nil {
+			return err // the running sensors stay
+		}
+		next = a
+	}
+	if p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := p.stop(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	h.cfg.Sensors = cfgs
+	h.sensors.Store(next)
+	switch {
+	case next != nil && p != nil:
+		p.stop = h.runPart("sensors", next.Run)
+	case next != nil:
+		h.started = append(h.started, &part{name: "sensors", stop: h.runPart("sensors", next.Run)})
+	case p != nil:
+		p.stop = func(context.Context) error { return nil }
+	}
+	h.log.Info("sensors reloaded", "count", len(cfgs))
+	return nil
+}
+
+// restartNeeded names the config sections that changed but are only read
+// at start (listeners, the MQTT-SN gateway, the uplink, the console).
+func restartNeeded(old, cur configs.Config) []string {
+	var s []string
+	if !reflect.DeepEqual(old.Broker, cur.Broker) {
+		s = append(s, "broker")
+	}
+	if !reflect.DeepEqual(old.MQTTSN, cur.MQTTSN) {
+		s = append(s, "mqttsn")
+	}
+	if !reflect.DeepEqual(old.Uplink, cur.Uplink) {
+		s = append(s, "uplink")
+	}
+	if !reflect.DeepEqual(old.HTTP, cur.HTTP) {
+		s = append(s, "http")
+	}
+	if old.DataDir != cur.DataDir {
+		s = append(s, "data_dir")
+	}
+	return s
 }
 
 // runPart runs a part's Run(ctx) in a goroutine the hub owns. A Run that

@@ -95,14 +95,18 @@ func (h *Hub) startGateway(ctx context.Context) (func(context.Context) error, er
 }
 
 func (h *Hub) startSensors(ctx context.Context) (func(context.Context) error, error) {
-	a, err := adapters.New(h.cfg.Sensors, h.broker, adapters.Options{
-		Logger:     h.log.With("component", "sensors"),
-		StateDir:   filepath.Join(h.cfg.DataDir, "sensors"),
-		Subscriber: h.broker,
-	})
+	a, err := h.newSensors(h.cfg.Sensors)
 	if err != nil {
 		return nil, err
 	}
-	h.sensors = a
+	h.sensors.Store(a)
 	return h.runPart("sensors", a.Run), nil
+}
+
+func (h *Hub) newSensors(cfgs []adapters.SensorConfig) (*adapters.Adapters, error) {
+	return adapters.New(cfgs, h.broker, adapters.Options{
+		Logger:     h.log,
+		StateDir:   filepath.Join(h.cfg.DataDir, "sensors"),
+		Subscriber: h.broker,
+	})
 }

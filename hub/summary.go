@@ -17,8 +17,8 @@ func (h *Hub) summary() {
 			h.line("MQTT-SN gateway (%s) listening on %s", a.Network(), a)
 		}
 	}
-	if h.sensors != nil {
-		for _, s := range h.sensors.List() {
+	if a := h.sensors.Load(); a != nil {
+		for _, s := range a.List() {
 			kind := "hardware"
 			if s.Simulated {
 				kind = "simulated"

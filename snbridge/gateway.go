@@ -36,7 +36,8 @@ const maxPeers = 65536
 type Gateway struct {
 	cfg      Config
 	sessions msg.Sessions
-	qosm1    msg.Session // QoS -1 publishes, under the ACL (set by Run)
+	qosm1Mu  sync.Mutex
+	qosm1    msg.Session // QoS -1 publishes, under the ACL; opened on first use
 	log      *slog.Logger
 	now      func() time.Time
 	predef   *predefined
@@ -199,18 +200,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return errors.New("snbridge: Run called twice")
 	}
 	g.ctx = ctx
-	// QoS -1 publishes come without a connection (section 6.8), but the
-	// ACL must still apply to them: they go through one session of the
-	// gateway's own, as mqttsn.username.
-	qs, _, err := g.sessions.Open(ctx, msg.SessionOptions{
-		ClientID: fmt.Sprintf("outpost-mqttsn-gw%d-qos-1", g.cfg.GatewayID), Username: g.cfg.Username,
-		Listener: "mqtt-sn qos -1", CleanStart: true, Deliver: func(msg.Message) {},
-	})
-	if err != nil {
-		return fmt.Errorf("snbridge: open the QoS -1 session: %w", err)
-	}
-	g.qosm1 = qs
-	defer qs.Close(false)
+	defer g.closeQoSMinus1()
 	g.log.Info("mqtt-sn gateway listening", "addrs", fmt.Sprint(g.Addrs()), "gateway_id", g.cfg.GatewayID, "broadcast", g.bcast.String())
 	if got := g.udp.readBuffer(); got > 0 && got < g.cfg.ReadBuffer {
 		// The kernel capped SO_RCVBUF: bursts may be dropped before we see them.
@@ -494,4 +484,35 @@ func (g *Gateway) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// qosMinus1Session returns the session QoS -1 publishes go through. They
+// come without a connection (section 6.8), but the ACL must still apply to
+// them, so they publish as mqttsn.username through one session of the
+// gateway's own, opened on the first such publish (so a gateway whose nodes
+// never use QoS -1 shows no extra client).
+func (g *Gateway) qosMinus1Session() (msg.Session, error) {
+	g.qosm1Mu.Lock()
+	defer g.qosm1Mu.Unlock()
+	if g.qosm1 != nil {
+		return g.qosm1, nil
+	}
+	s, _, err := g.sessions.Open(g.ctx, msg.SessionOptions{
+		ClientID: fmt.Sprintf("outpost-mqttsn-gw%d-qos-1", g.cfg.GatewayID), Username: g.cfg.Username,
+		Listener: "mqtt-sn qos -1", CleanStart: true, Deliver: func(msg.Message) {},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open the QoS -1 session: %w", err)
+	}
+	g.qosm1 = s
+	return s, nil
+}
+
+func (g *Gateway) closeQoSMinus1() {
+	g.qosm1Mu.Lock()
+	defer g.qosm1Mu.Unlock()
+	if g.qosm1 != nil {
+		_ = g.qosm1.Close(false)
+		g.qosm1 = nil
+	}
 }

@@ -110,7 +110,11 @@ func (g *Gateway) publishQoSMinus1(p *peer, pk *snpacket.Publish) {
 		return
 	}
 	m := msg.Message{Topic: name, Payload: pk.Data, QoS: 0, Retain: pk.Flags.Retain}
-	if err := g.qosm1.Publish(g.ctx, m); err != nil {
+	s, err := g.qosMinus1Session()
+	if err == nil {
+		err = s.Publish(g.ctx, m)
+	}
+	if err != nil {
 		g.cnt.drop(DropQoSMinus1)
 		g.rl.warn(g.now(), DropQoSMinus1, p.String(), "mqtt-sn: QoS -1 PUBLISH refused by the broker", "topic", name, "error", err)
 		return
