@@ -122,6 +122,10 @@ type Broker struct {
 
 	limitLog limitLogger
 
+	// fullGates counts connections whose flow gate is closed (flow.go);
+	// in-process publishers look for a gate only when it is not zero.
+	fullGates counter
+
 	stats   Stats
 	nextUID counter
 	// crashed (tests only, see crash) stops every store write, as kill -9 would.

@@ -45,6 +45,17 @@ type conn struct {
 	aliasIn    map[uint16]string
 	connected  bool
 	inflightIn atomic.Int32 // QoS 1/2 publishes received and not yet fully acknowledged
+	// blocked: connections with a closed flow gate the last PUBLISH went
+	// to (filled by route); heldAck is its acknowledgement, held until
+	// they have room (flow.go). routing is set while the reader routes.
+	blocked []*conn
+	heldAck *inAck
+	routing atomic.Bool
+
+	// flow holds publishers while this client's backlog is too long.
+	flow flowGate
+	// closing is closed when the connection starts closing (outClosed).
+	closing chan struct{}
 
 	// Writer state: outMu guards out and outClosed.
 	outMu     sync.Mutex
@@ -74,11 +85,12 @@ type conn struct {
 type inAck struct {
 	ack     *packet.Ack
 	ready   bool
+	hold    bool // held by flow control (flow.go) until unhold
 	counted bool // decrements inflightIn when sent (PUBACK / PUBCOMP / failed PUBREC)
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	return &conn{
+	c := &conn{
 		b:          b,
 		nc:         nc,
 		br:         bufio.NewReaderSize(nc, 4096),
@@ -88,8 +100,11 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		writerDone: make(chan struct{}),
 		hardStop:   make(chan struct{}),
 		detached:   make(chan struct{}),
+		closing:    make(chan struct{}),
 		version:    packet.V311,
 	}
+	c.flow.b = b
+	return c
 }
 
 func (c *conn) setReason(r string) {
@@ -169,6 +184,9 @@ func (c *conn) readLoop() {
 			return
 		}
 		if !c.handle(p) {
+			return
+		}
+		if len(c.blocked) > 0 && !c.waitFlow() {
 			return
 		}
 	}

@@ -20,7 +20,11 @@ const maxTaps = 4
 // done (QoS 1/2, may be nil) is called once every tap that wants m has
 // called its done and the store holds m for every persistent session it
 // was queued to (DESIGN.md, "the one invariant"); with the first error.
-func (b *Broker) route(m *msg.Message, pre []msg.Op, done func(error)) {
+//
+// fc is the publishing network connection (nil otherwise): the
+// connections with a closed flow gate that m went to are added to
+// fc.blocked, so its reader holds the publisher (flow.go).
+func (b *Broker) route(m *msg.Message, pre []msg.Op, fc *conn, done func(error)) {
 	var tapArr [maxTaps]msg.Tap
 	wanting := tapArr[:0]
 	b.tapMu.RLock()
@@ -65,7 +69,7 @@ func (b *Broker) route(m *msg.Message, pre []msg.Op, done func(error)) {
 			j++
 		}
 		var in bool
-		ops, in = b.deliverTo(m, matches[i:j], az, ops)
+		ops, in = b.deliverTo(m, matches[i:j], az, ops, fc)
 		if in {
 			inproc = append(inproc, matches[i].s)
 		}
@@ -124,7 +128,7 @@ func (b *Broker) matchBuf() *[]subRef {
 // deliverTo gives m to one session, which holds every subscription in
 // subs that matched: one delivery with the highest QoS and every
 // subscription identifier (MQTT 5.0 section 3.3.4).
-func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []msg.Op) (_ []msg.Op, inproc bool) {
+func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []msg.Op, fc *conn) (_ []msg.Op, inproc bool) {
 	s := subs[0].s
 	var qos byte
 	var rap, any bool
@@ -157,9 +161,15 @@ func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []m
 		b.stats.Dropped.NotAuthorized.Add(1)
 		return ops, false
 	}
-	ops = s.enqueueLocked(om, ops)
+	var held *conn
+	ops, held = s.enqueueLocked(om, ops)
 	inproc = len(s.pending) > 0
 	s.mu.Unlock()
+	// A publisher is never held by its own connection (it must keep
+	// reading the acks that drain its queue).
+	if held != nil && fc != nil && held != fc {
+		fc.blocked = append(fc.blocked, held)
+	}
 	return ops, inproc
 }
 

@@ -96,10 +96,14 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 		return true
 	}
 	if p.QoS == 0 {
-		b.route(m, nil, nil)
+		c.routing.Store(true)
+		b.route(m, nil, c, nil)
+		c.routing.Store(false)
 		return true
 	}
-	a := &inAck{ack: &packet.Ack{PacketType: ackType, PacketID: p.PacketID}, counted: p.QoS == 1}
+	// hold: the ack waits for flow control too (released below, or by
+	// waitFlow once the subscribers it went to have room).
+	a := &inAck{ack: &packet.Ack{PacketType: ackType, PacketID: p.PacketID}, counted: p.QoS == 1, hold: true}
 	c.inflightIn.Add(1)
 	c.queueAck(a)
 	var pre []msg.Op
@@ -109,7 +113,16 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 	pid, qos := p.PacketID, p.QoS
 	// v5: tell the publisher nobody got it (0x10, as Mosquitto), still a success.
 	noSubs := v5 && !b.HasSubscribers(m.Topic)
-	b.route(m, pre, func(err error) {
+	c.routing.Store(true)
+	defer c.routing.Store(false)
+	defer func() {
+		if len(c.blocked) > 0 {
+			c.heldAck = a
+		} else {
+			c.unhold(a)
+		}
+	}()
+	b.route(m, pre, c, func(err error) {
 		if err != nil {
 			b.stats.Dropped.TapFailed.Add(1)
 			if !v5 {
@@ -166,6 +179,14 @@ func (c *conn) queueAck(a *inAck) {
 	}
 }
 
+// unhold releases an ack held by flow control.
+func (c *conn) unhold(a *inAck) {
+	c.ackMu.Lock()
+	a.hold = false
+	c.ackMu.Unlock()
+	c.flushAcks()
+}
+
 func (c *conn) ackReady(a *inAck) {
 	c.ackMu.Lock()
 	a.ready = true
@@ -178,7 +199,7 @@ func (c *conn) ackReady(a *inAck) {
 func (c *conn) flushAcks() {
 	c.ackMu.Lock()
 	n := 0
-	for n < len(c.acks) && c.acks[n].ready {
+	for n < len(c.acks) && c.acks[n].ready && !c.acks[n].hold {
 		a := c.acks[n]
 		c.send(a.ack)
 		if a.counted {

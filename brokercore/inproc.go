@@ -12,7 +12,9 @@ import (
 
 // Publish implements msg.Publisher: an in-process publish takes the same
 // path as a network PUBLISH; for QoS 1/2 it returns once the message is
-// where a PUBACK would have waited for (taps, store). The broker's own
+// where a PUBACK would have waited for (taps, store). While a network
+// subscriber it would reach has max_queued messages waiting, it waits
+// (flow control, flow.go); if ctx ends first nothing is published. The broker's own
 // Publish is trusted (no ACL); a Session's is checked as its username.
 func (b *Broker) Publish(ctx context.Context, m msg.Message) error {
 	return b.publishAs(ctx, m, "", "", false)
@@ -35,15 +37,19 @@ func (b *Broker) publishAs(ctx context.Context, m msg.Message, clientID, usernam
 			return fmt.Errorf("publish %q: %w", m.Topic, msg.ErrNotAuthorized)
 		}
 	}
+	// Flow control: wait while a subscriber it would reach is full.
+	if err := b.waitRoom(ctx, m.Topic); err != nil {
+		return err
+	}
 	m.ClientID = clientID
 	m.Received = b.now()
 	b.stats.countReceived(&m)
 	if m.QoS == 0 {
-		b.route(&m, nil, nil)
+		b.route(&m, nil, nil, nil)
 		return nil
 	}
 	ch := make(chan error, 1)
-	b.route(&m, nil, func(err error) { ch <- err })
+	b.route(&m, nil, nil, func(err error) { ch <- err })
 	select {
 	case err := <-ch:
 		if err != nil {

@@ -158,6 +158,9 @@ func (b *Broker) detachSession(s *session, c *conn, owner *inprocSession, sendWi
 		s.mu.Unlock()
 		return
 	}
+	if c != nil {
+		c.flow.stop()
+	}
 	s.conn = nil
 	s.deliver = nil
 	s.owner = nil
@@ -191,7 +194,22 @@ func (b *Broker) detachSession(s *session, c *conn, owner *inprocSession, sendWi
 	} else {
 		s.will = nil
 	}
+	// Online the queue may have grown past max_queued (flow control holds
+	// publishers instead of dropping); offline the policy is max_queued,
+	// oldest dropped.
+	trim := persistent && len(s.queue) > b.cfg.MaxQueued
 	s.mu.Unlock()
+	if trim {
+		b.storeMu.Lock()
+		s.mu.Lock()
+		var ops []msg.Op
+		if !s.online() {
+			ops = s.trimLocked(b.cfg.MaxQueued, nil)
+		}
+		s.mu.Unlock()
+		b.commitLocked(ops, nil)
+		b.storeMu.Unlock()
+	}
 	if will != nil {
 		b.publishWill(s, will)
 	}
@@ -275,6 +293,14 @@ func (b *Broker) sweep(now time.Time) {
 	b.mu.Unlock()
 	for _, s := range all {
 		s.mu.Lock()
+		if s.qDropped > 0 && (s.qDropLog.IsZero() || now.Sub(s.qDropLog) >= limitLogInterval) {
+			n, queued := s.qDropped, len(s.queue)
+			s.qDropped, s.qDropLog = 0, now
+			s.mu.Unlock()
+			b.log.Warn("offline session queue full: oldest messages dropped", "client", s.id,
+				"dropped_since_last_log", n, "queued", queued, "max_queued", b.cfg.MaxQueued)
+			s.mu.Lock()
+		}
 		if s.online() || s.gone {
 			s.mu.Unlock()
 			continue
@@ -338,5 +364,5 @@ func (b *Broker) publishWill(s *session, will *msg.Message) {
 	}
 	b.log.Debug("Sending will", "client", s.id, "topic", m.Topic)
 	b.stats.countReceived(&m)
-	b.route(&m, nil, nil)
+	b.route(&m, nil, nil, nil)
 }

@@ -80,7 +80,7 @@ func (b *Broker) sendRetained(s *session, msgs []*msg.Message, o subOpts) {
 		if o.SubID != 0 {
 			om.subIDs = []uint32{o.SubID}
 		}
-		ops = s.enqueueLocked(om, ops)
+		ops, _ = s.enqueueLocked(om, ops)
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)

@@ -87,6 +87,10 @@ type session struct {
 	willDelay  time.Duration
 	willDue    time.Time // delayed will pending when non-zero
 	storedInfo bool      // the session record is in the store
+	// qDropped: messages dropped from the offline queue (max_queued) and
+	// not logged yet; qDropLog: when that was last logged (sweep).
+	qDropped int
+	qDropLog time.Time
 }
 
 func (b *Broker) newSession(id string) *session {
@@ -97,25 +101,28 @@ func (b *Broker) newSession(id string) *session {
 func (s *session) online() bool { return s.conn != nil || s.deliver != nil }
 
 // enqueueLocked takes one message for the session, with s.mu held; ops
-// collects the store writes (caller commits them under storeMu).
-func (s *session) enqueueLocked(om *outMsg, ops []msg.Op) []msg.Op {
+// collects the store writes (caller commits them under storeMu). held is
+// the session's connection when its flow gate is closed: the publisher
+// is to be held (flow.go). An online session never drops a message; an
+// offline persistent one keeps max_queued, dropping the oldest.
+func (s *session) enqueueLocked(om *outMsg, ops []msg.Op) (_ []msg.Op, held *conn) {
 	b := s.b
 	if s.gone {
-		return ops
+		return ops, nil
 	}
 	if s.deliver != nil {
 		// In-process: handed to Deliver by flushDeliver once the caller
 		// has released its locks, so Deliver may call back into the broker.
 		s.pending = append(s.pending, om)
-		return ops
+		return ops, nil
 	}
 	if om.qos == 0 {
-		if s.conn != nil {
-			s.conn.sendPublish(s.publishPacket(om, false), true)
+		if s.conn != nil && s.conn.sendPublish(s.publishPacket(om, false), true) {
+			held = s.conn
 		}
 		// QoS 0 messages are not queued for offline sessions (as Mosquitto's
 		// default queue_qos0_messages false).
-		return ops
+		return ops, held
 	}
 	if s.conn != nil && len(s.inflight) < s.window && len(s.queue) == 0 {
 		om.pid = s.allocPID()
@@ -127,21 +134,45 @@ func (s *session) enqueueLocked(om *outMsg, ops []msg.Op) []msg.Op {
 			ops = append(ops, msg.Op{Key: msgKey(s.id, om.seq), Value: encodeOutMsg(om)})
 		}
 		s.conn.sendPublish(s.publishPacket(om, false), false)
+		return ops, nil
+	}
+	if s.conn == nil && !s.persistent {
+		return ops, nil
+	}
+	if s.conn == nil {
+		ops = s.trimLocked(b.cfg.MaxQueued-1, ops)
+	}
+	s.queue = append(s.queue, om)
+	b.stats.Queued.Add(1)
+	if s.persistent && b.store != nil {
+		s.seq++
+		om.seq = s.seq
+		ops = append(ops, msg.Op{Key: msgKey(s.id, om.seq), Value: encodeOutMsg(om)})
+	}
+	if s.conn != nil && s.conn.flow.setQueued(len(s.queue)) {
+		held = s.conn
+	}
+	return ops, held
+}
+
+// trimLocked drops the oldest queued messages of an offline session until
+// at most max are left, counting them (logged by the sweeper); s.mu held.
+func (s *session) trimLocked(max int, ops []msg.Op) []msg.Op {
+	b := s.b
+	n := len(s.queue) - max
+	if n <= 0 {
 		return ops
 	}
-	if !s.conn.isNil() || s.persistent {
-		if len(s.queue) >= b.cfg.MaxQueued {
-			b.stats.Dropped.QueueFull.Add(1)
-			return ops
-		}
-		s.queue = append(s.queue, om)
-		b.stats.Queued.Add(1)
-		if s.persistent && b.store != nil {
-			s.seq++
-			om.seq = s.seq
-			ops = append(ops, msg.Op{Key: msgKey(s.id, om.seq), Value: encodeOutMsg(om)})
+	for _, om := range s.queue[:n] {
+		if om.seq != 0 {
+			ops = append(ops, msg.Op{Key: msgKey(s.id, om.seq), Delete: true})
 		}
 	}
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	b.stats.Queued.Add(-int64(n))
+	b.stats.Dropped.QueueFull.Add(int64(n))
+	s.qDropped += n
 	return ops
 }
 
@@ -176,6 +207,9 @@ func (s *session) pumpLocked(ops []msg.Op) []msg.Op {
 	}
 	if len(s.queue) == 0 {
 		s.queue = nil
+	}
+	if s.conn != nil {
+		s.conn.flow.setQueued(len(s.queue))
 	}
 	return ops
 }

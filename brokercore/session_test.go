@@ -51,7 +51,8 @@ func TestSessionExpiryAndCleanStart(t *testing.T) {
 	})
 }
 
-// max_queued bounds an offline session's queue; drops are counted.
+// max_queued bounds an offline session's queue; the oldest are dropped
+// and counted (README "Flow control, not ack-and-drop").
 func TestMaxQueuedDropsCounted(t *testing.T) {
 	b := testBroker(t, Config{MaxQueued: 2}, Options{})
 	c := connected(t, b, packet.V311, "q", false)
@@ -68,7 +69,7 @@ func TestMaxQueuedDropsCounted(t *testing.T) {
 		t.Fatalf("QueueFull = %d, want 1", n)
 	}
 	c = connected(t, b, packet.V311, "q", false)
-	for _, want := range []string{"1", "2"} {
+	for _, want := range []string{"2", "3"} {
 		if got := c.recvType(packet.PUBLISH).(*packet.Publish); string(got.Payload) != want {
 			t.Fatalf("got %q want %q", got.Payload, want)
 		}

@@ -27,14 +27,15 @@ type Stats struct {
 	Subscriptions counter // current
 	Retained      counter // current retained messages
 	Queued        counter // messages waiting in session queues now
+	FlowHeld      counter // times a subscriber's backlog reached max_queued and held its publishers (flow.go)
 
 	Dropped DropStats
 }
 
 // DropStats counts messages not delivered, by reason.
 type DropStats struct {
-	QueueFull     counter // a session's max_queued reached
-	SlowClient    counter // QoS 0 backlog of a slow client full
+	QueueFull     counter // an offline persistent session's max_queued reached: its oldest message dropped
+	SlowClient    counter // unused since online subscribers get flow control (kept for /metrics)
 	Expired       counter // message expiry passed while queued
 	TooLarge      counter // over the client's Maximum Packet Size
 	NotAuthorized counter // ACL denied publish or delivery

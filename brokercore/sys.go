@@ -87,7 +87,7 @@ func (b *Broker) publishSys(loads []*sysLoad, dt time.Duration) {
 	i := strconv.FormatInt
 	pub := func(t, v string) {
 		m := msg.Message{Topic: "$SYS/broker/" + t, Payload: []byte(v), Retain: true, Received: b.now()}
-		b.route(&m, nil, nil)
+		b.route(&m, nil, nil, nil)
 	}
 	version := b.opts.Version
 	if version == "" {

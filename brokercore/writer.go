@@ -7,10 +7,9 @@ import (
 	"github.com/outpost-iot/outpost/brokercore/packet"
 )
 
-// maxQoS0Backlog bounds the QoS 0 packets waiting for a slow client's
-// socket; beyond it QoS 0 deliveries to that client are dropped and
-// counted (QoS 1/2 are bounded by the in-flight window instead).
-const maxQoS0Backlog = 10000
+// flowChunk: the writer gives QoS 0 room back to the flow gate every this
+// many packets of a batch.
+const flowChunk = 256
 
 // writeTimeout bounds one flush to a client that stopped reading.
 const writeTimeout = 30 * time.Second
@@ -27,21 +26,21 @@ func (c *conn) send(p packet.Packet) {
 	c.kick()
 }
 
-// sendPublish queues a PUBLISH; qos0 ones are dropped when the backlog is full.
-func (c *conn) sendPublish(p *packet.Publish, qos0 bool) {
+// sendPublish queues a PUBLISH. QoS 0 ones are counted by the flow gate
+// until written; it reports whether the gate is closed (flow.go).
+func (c *conn) sendPublish(p *packet.Publish, qos0 bool) (full bool) {
 	c.outMu.Lock()
 	if c.outClosed {
 		c.outMu.Unlock()
-		return
-	}
-	if qos0 && len(c.out) >= maxQoS0Backlog {
-		c.outMu.Unlock()
-		c.b.stats.Dropped.SlowClient.Add(1)
-		return
+		return false
 	}
 	c.out = append(c.out, p)
+	if qos0 {
+		full = c.flow.addQoS0(1)
+	}
 	c.outMu.Unlock()
 	c.kick()
+	return full
 }
 
 func (c *conn) kick() {
@@ -60,8 +59,11 @@ func (c *conn) closeAfter(p packet.Packet) {
 			c.out = append(c.out, p)
 		}
 		c.outClosed = true
+		close(c.closing)
 	}
 	c.outMu.Unlock()
+	// Nothing more is written: publishers held by this client go on.
+	c.flow.stop()
 	c.kick()
 }
 
@@ -87,8 +89,16 @@ func (c *conn) writeLoop() {
 		if len(batch) > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
+		qos0 := 0
 		for i, p := range batch {
 			batch[i] = nil
+			if pub, ok := p.(*packet.Publish); ok && pub.QoS == 0 {
+				qos0++
+			}
+			if qos0 == flowChunk {
+				c.flow.addQoS0(-qos0) // written into bw or dropped: room for more
+				qos0 = 0
+			}
 			var err error
 			buf, err = c.encode(buf[:0], p)
 			if err != nil {
@@ -110,6 +120,9 @@ func (c *conn) writeLoop() {
 				return
 			}
 		}
+		if qos0 > 0 {
+			c.flow.addQoS0(-qos0)
+		}
 		if closing {
 			c.outMu.Lock()
 			empty := len(c.out) == 0
@@ -126,9 +139,13 @@ func (c *conn) writeLoop() {
 func (c *conn) writeFailed(err error) {
 	c.setReason("write failed: " + err.Error())
 	c.outMu.Lock()
-	c.outClosed = true
+	if !c.outClosed {
+		c.outClosed = true
+		close(c.closing)
+	}
 	c.out = nil
 	c.outMu.Unlock()
+	c.flow.stop()
 	c.nc.Close()
 }
 
