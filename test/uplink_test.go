@@ -132,19 +132,30 @@ func (p *upProxy) cut() {
 
 // upCounter is an independent client (paho.mqtt.golang, MQTT 3.1.1) with
 // a persistent QoS 2 session on the cloud, recording every arrival.
+//
+// mosquitto sets DUP only on its own retransmissions to the counter (after
+// the counter's connection dropped, e.g. across a cloud restart), and
+// paho.mqtt.golang hands such a QoS 2 redelivery to the handler again. So
+// a repeated payload with DUP set is the cloud-to-counter leg and is not
+// recorded; one without DUP is a second PUBLISH the cloud received, which
+// is what the tests count.
 type upCounter struct {
-	mu  sync.Mutex
-	got map[string][]string // topic -> payloads in arrival order
+	mu    sync.Mutex
+	got   map[string][]string        // topic -> payloads in arrival order
+	seen  map[string]map[string]bool // topic -> payloads received
+	dups  map[string]int             // topic -> redeliveries with DUP set (not recorded)
+	drops int                        // connections the counter lost
 }
 
 func newUpCounter(t *testing.T, addr, filter string) *upCounter {
 	t.Helper()
-	k := &upCounter{got: map[string][]string{}}
+	k := &upCounter{got: map[string][]string{}, seen: map[string]map[string]bool{}, dups: map[string]int{}}
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).
 		SetClientID(fmt.Sprintf("counter-%d", time.Now().UnixNano())).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetMaxReconnectInterval(100 * time.Millisecond).SetOrderMatters(true)
 	opts.SetDefaultPublishHandler(k.on)
+	opts.SetConnectionLostHandler(func(mqtt.Client, error) { k.mu.Lock(); k.drops++; k.mu.Unlock() })
 	opts.SetOnConnectHandler(func(c mqtt.Client) { c.Subscribe(filter, 2, k.on) })
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -156,8 +167,17 @@ func newUpCounter(t *testing.T, addr, filter string) *upCounter {
 
 func (k *upCounter) on(_ mqtt.Client, m mqtt.Message) {
 	k.mu.Lock()
-	k.got[m.Topic()] = append(k.got[m.Topic()], string(m.Payload()))
-	k.mu.Unlock()
+	defer k.mu.Unlock()
+	tp, p := m.Topic(), string(m.Payload())
+	if k.seen[tp] == nil {
+		k.seen[tp] = map[string]bool{}
+	}
+	if m.Duplicate() && k.seen[tp][p] {
+		k.dups[tp]++
+		return
+	}
+	k.seen[tp][p] = true
+	k.got[tp] = append(k.got[tp], p)
 }
 
 // wait polls until every payload of want arrived; it returns the arrivals.
