@@ -361,7 +361,10 @@ func TestUplinkEndToEnd(t *testing.T) {
 		if topic == "sites/a/alarm/x" && dups != 0 {
 			t.Errorf("%d QoS 2 duplicates", dups)
 		}
-		t.Logf("%s: %d acknowledged, all arrived, %d duplicates", topic, len(ps), dups)
+		k.mu.Lock()
+		t.Logf("%s: %d acknowledged, all arrived, %d duplicates (%d cloud redeliveries to the counter with DUP set; counter drops %d)",
+			topic, len(ps), dups, k.dups[topic], k.drops)
+		k.mu.Unlock()
 	}
 
 	// The link status is in our broker's $SYS tree (retained).
