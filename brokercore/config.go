@@ -21,7 +21,9 @@ type Config struct {
 	// deliveries (and the v5 Receive Maximum the broker announces). 0 = 20.
 	MaxInflight int `mapstructure:"max_inflight" yaml:"max_inflight"`
 	// MaxQueued bounds the messages queued per offline persistent session;
-	// older ones are dropped and counted. 0 = 10000.
+	// older ones are dropped, counted and logged. For an online client it
+	// is the flow-control mark: its publishers are held (not dropped)
+	// while this many messages wait for it. 0 = 10000.
 	MaxQueued int `mapstructure:"max_queued" yaml:"max_queued"`
 	// MaxKeepalive caps a client's keepalive; a v5 client asking for more
 	// is told the Server Keep Alive. 0 = 65535.

@@ -36,9 +36,11 @@ func (b *Broker) route(m *msg.Message, pre []msg.Op, fc *conn, done func(error))
 	b.tapMu.RUnlock()
 
 	// storeMu makes the order of Commit calls (and of tap Appends) the
-	// order in which state changed; QoS 0 messages without retain never
-	// write and skip it.
-	locked := len(wanting) > 0 || len(pre) > 0 || (b.store != nil && (m.QoS > 0 || m.Retain))
+	// order in which state changed. It is taken only for a message that
+	// writes: one a tap wants, with the publisher's own QoS 2 state, a
+	// retained one, or a QoS 1/2 one matching a session that writes to
+	// the store (session.writes); everything else skips it.
+	locked := len(wanting) > 0 || len(pre) > 0 || (b.store != nil && m.Retain)
 	if locked {
 		b.storeMu.Lock()
 	}
@@ -56,6 +58,15 @@ func (b *Broker) route(m *msg.Message, pre []msg.Op, fc *conn, done func(error))
 		b.subMu.RLock()
 		matches = b.subs.Match(m.Topic, (*bufp)[:0])
 		b.subMu.RUnlock()
+	}
+	if !locked && b.store != nil && m.QoS > 0 {
+		for _, r := range matches {
+			if r.s.writes.Load() {
+				locked = true
+				b.storeMu.Lock()
+				break
+			}
+		}
 	}
 	if len(matches) > 1 {
 		slices.SortFunc(matches, func(x, y subRef) int { return cmp.Compare(x.s.uid, y.s.uid) })

@@ -219,7 +219,7 @@ func (c *conn) flushAcks() {
 func (c *conn) handlePubrel(p *packet.Ack) {
 	b := c.b
 	s := c.sess
-	b.storeMu.Lock()
+	locked := s.lockStore()
 	s.mu.Lock()
 	_, ok := s.inQoS2[p.PacketID]
 	delete(s.inQoS2, p.PacketID)
@@ -229,7 +229,9 @@ func (c *conn) handlePubrel(p *packet.Ack) {
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
-	b.storeMu.Unlock()
+	if locked {
+		b.storeMu.Unlock()
+	}
 	a := &inAck{ack: &packet.Ack{PacketType: packet.PUBCOMP, PacketID: p.PacketID}, ready: true, counted: ok}
 	if !ok && c.version == packet.V5 {
 		a.ack.ReasonCode = packet.PacketIdentifierNotFound

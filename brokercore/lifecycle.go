@@ -100,6 +100,7 @@ func (b *Broker) openSession(o openOpts) (s *session, present bool) {
 		if s.persistent && b.store != nil {
 			ops = append(ops, msg.Op{Key: infoKey(s.id), Value: encodeInfo(s)})
 			s.storedInfo = true
+			s.writes.Store(true)
 		}
 		s.mu.Unlock()
 		b.mu.Unlock()
@@ -112,7 +113,7 @@ func (b *Broker) openSession(o openOpts) (s *session, present bool) {
 // resumeSession re-sends the session's unacknowledged messages on c and
 // fills its window from the queue.
 func (b *Broker) resumeSession(s *session, c *conn) {
-	b.storeMu.Lock()
+	locked := s.lockStore()
 	s.mu.Lock()
 	var ops []msg.Op
 	if s.conn == c {
@@ -120,7 +121,9 @@ func (b *Broker) resumeSession(s *session, c *conn) {
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
-	b.storeMu.Unlock()
+	if locked {
+		b.storeMu.Unlock()
+	}
 }
 
 // resumeInproc hands an in-process session the messages queued while it
@@ -242,6 +245,7 @@ func (b *Broker) setExpiry(s *session, d time.Duration) {
 	if s.persistent && b.store != nil {
 		ops = append(ops, msg.Op{Key: infoKey(s.id), Value: encodeInfo(s)})
 		s.storedInfo = true
+		s.writes.Store(true)
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
@@ -249,7 +253,7 @@ func (b *Broker) setExpiry(s *session, d time.Duration) {
 
 // saveInfo writes the session record (subscriptions, expiry) if persistent.
 func (b *Broker) saveInfo(s *session) {
-	if b.store == nil {
+	if b.store == nil || !s.writes.Load() {
 		return
 	}
 	b.storeMu.Lock()

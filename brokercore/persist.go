@@ -267,6 +267,7 @@ func (b *Broker) load() error {
 		if s == nil {
 			s = b.newSession(id)
 			s.persistent = true
+			s.writes.Store(true)
 			s.offSince = now
 			b.sessions[id] = s
 			loaded[id] = &pending{}

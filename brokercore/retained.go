@@ -61,7 +61,7 @@ func (b *Broker) sendRetained(s *session, msgs []*msg.Message, o subOpts) {
 	}
 	_, az := b.auth()
 	now := b.now()
-	b.storeMu.Lock()
+	locked := s.lockStore()
 	var ops []msg.Op
 	s.mu.Lock()
 	for _, m := range msgs {
@@ -84,7 +84,9 @@ func (b *Broker) sendRetained(s *session, msgs []*msg.Message, o subOpts) {
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
-	b.storeMu.Unlock()
+	if locked {
+		b.storeMu.Unlock()
+	}
 	s.flushDeliver()
 }
 

@@ -3,6 +3,7 @@ package brokercore
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/msg"
@@ -87,6 +88,15 @@ type session struct {
 	willDelay  time.Duration
 	willDue    time.Time // delayed will pending when non-zero
 	storedInfo bool      // the session record is in the store
+	// writes: the session may write to the store (persistent with a
+	// store, or loaded from it). Set, never cleared, under storeMu and mu
+	// before the session can have subscriptions or a connection: a
+	// session reachable by route or acks never turns persistent (a new
+	// connection asking for that gets a new session; v5 DISCONNECT may
+	// not raise a zero expiry [MQTT-3.14.2-2]). So a false read without
+	// storeMu stays false, and state changes of such a session skip
+	// storeMu (LOCKS.md).
+	writes atomic.Bool
 	// qDropped: messages dropped from the offline queue (max_queued) and
 	// not logged yet; qDropLog: when that was last logged (sweep).
 	qDropped int
@@ -177,6 +187,17 @@ func (s *session) trimLocked(max int, ops []msg.Op) []msg.Op {
 }
 
 func (c *conn) isNil() bool { return c == nil }
+
+// lockStore takes storeMu if the session may write to the store and
+// reports whether it did. A session that does not (see writes) produces
+// no store writes, so its state changes need no place in the commit order.
+func (s *session) lockStore() bool {
+	if s.writes.Load() {
+		s.b.storeMu.Lock()
+		return true
+	}
+	return false
+}
 
 // pumpLocked moves queued messages into the window while there is room and
 // the session is online; s.mu held. Expired messages are dropped
@@ -292,8 +313,9 @@ func deliveredMessage(om *outMsg) msg.Message {
 // It returns false if no in-flight message has that id in the right state.
 func (s *session) ackOut(t packet.Type, pid uint16, reason byte) bool {
 	b := s.b
-	b.storeMu.Lock()
-	defer b.storeMu.Unlock()
+	if s.lockStore() {
+		defer b.storeMu.Unlock()
+	}
 	s.mu.Lock()
 	var ops []msg.Op
 	idx := -1
@@ -363,8 +385,9 @@ func (s *session) dropOversize(c *conn, pid uint16) {
 	if pid == 0 {
 		return
 	}
-	b.storeMu.Lock()
-	defer b.storeMu.Unlock()
+	if s.lockStore() {
+		defer b.storeMu.Unlock()
+	}
 	s.mu.Lock()
 	var ops []msg.Op
 	for i, om := range s.inflight {
@@ -499,10 +522,12 @@ func (s *session) destroyLocked() []msg.Op {
 
 // removeSession drops s from the broker if it is still the session of its id.
 func (b *Broker) removeSession(s *session) {
-	b.storeMu.Lock()
+	locked := s.lockStore()
 	ops := s.destroyLocked()
 	b.commitLocked(ops, nil)
-	b.storeMu.Unlock()
+	if locked {
+		b.storeMu.Unlock()
+	}
 	b.mu.Lock()
 	if b.sessions[s.id] == s {
 		delete(b.sessions, s.id)
