@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/outpost-iot/outpost/adapters"
 	"github.com/outpost-iot/outpost/brokercore"
+	"github.com/outpost-iot/outpost/configs"
 	"github.com/outpost-iot/outpost/snbridge"
 	"github.com/outpost-iot/outpost/storeforward"
 	"github.com/outpost-iot/outpost/storeforward/queue"
@@ -38,7 +40,11 @@ func (h *Hub) startDB(ctx context.Context) (func(context.Context) error, error) 
 	if err := os.MkdirAll(h.cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	db, err := queue.Open(h.cfg.DataDir, queue.Options{Logger: h.log})
+	policy, err := queuePolicy(h.cfg.Uplink.Queue)
+	if err != nil {
+		return nil, err
+	}
+	db, err := queue.Open(h.cfg.DataDir, queue.Options{Logger: h.log, Policy: policy})
 	if err != nil {
 		return nil, err
 	}
@@ -109,4 +115,28 @@ func (h *Hub) newSensors(cfgs []adapters.SensorConfig) (*adapters.Adapters, erro
 		StateDir:   filepath.Join(h.cfg.DataDir, "sensors"),
 		Subscriber: h.broker,
 	})
+}
+
+// Defaults of uplink.queue (DESIGN.md): 1 GiB, 30 days, drop the oldest.
+const (
+	defaultQueueMaxBytes = "1GiB"
+	defaultQueueMaxAge   = 720 * time.Hour
+)
+
+// queuePolicy turns uplink.queue into the queue's bounds.
+func queuePolicy(q storeforward.QueueConfig) (queue.Policy, error) {
+	size := q.MaxBytes
+	if size == "" {
+		size = defaultQueueMaxBytes
+	}
+	n, err := configs.ParseSize(size)
+	if err != nil {
+		return queue.Policy{}, fmt.Errorf("uplink.queue.max_bytes: %w", err)
+	}
+	age := q.MaxAge
+	if age == 0 {
+		age = defaultQueueMaxAge
+	}
+	p := queue.Policy{MaxBytes: n, MaxAge: age, WhenFull: q.WhenFull}
+	return p, p.Validate()
 }
