@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
 var versions = []struct {
@@ -20,10 +21,10 @@ var versions = []struct {
 // subscriber and checks every message arrives once, in order per QoS, with
 // its QoS, retain flag and payload.
 func TestPubSubQoS(t *testing.T) {
-	b := startMosquitto(t, "")
+	b := startMosquitto(t, mosquittotest.Options{})
 	for _, tv := range versions {
 		t.Run(tv.name, func(t *testing.T) {
-			url := "mqtt://" + b.addr
+			url := "mqtt://" + b.Addr()
 			var got collector
 			sub := dial(t, Config{URL: url, ClientID: "sub-" + tv.name, ProtocolVersion: tv.v, CleanStart: true})
 			topic := "pubsub/" + tv.name
@@ -70,8 +71,8 @@ func TestPubSubQoS(t *testing.T) {
 // properties reaches a later subscriber with them, and that Unsubscribe
 // stops delivery.
 func TestRetainedAndV5Properties(t *testing.T) {
-	b := startMosquitto(t, "")
-	url := "mqtt://" + b.addr
+	b := startMosquitto(t, mosquittotest.Options{})
+	url := "mqtt://" + b.Addr()
 	pub := dial(t, Config{URL: url, ClientID: "ret-pub", ProtocolVersion: packet.V5, CleanStart: true})
 	pf := byte(1)
 	m := &Message{Topic: "ret/a", QoS: 1, Retain: true, Payload: []byte(`{"t":21.5}`), Props: packet.Properties{
@@ -119,8 +120,8 @@ func TestRetainedAndV5Properties(t *testing.T) {
 // TestMQTT31 connects with protocol name "MQIsdp", level 3, as
 // mosquitto_pub -V mqttv31 does.
 func TestMQTT31(t *testing.T) {
-	b := startMosquitto(t, "")
-	url := "mqtt://" + b.addr
+	b := startMosquitto(t, mosquittotest.Options{})
+	url := "mqtt://" + b.Addr()
 	var got collector
 	sub := dial(t, Config{URL: url, ClientID: "sub31", ProtocolVersion: packet.V31, CleanStart: true})
 	if _, err := sub.Subscribe(ctxT(t), []packet.Subscription{{Filter: "v31/#", QoS: 2}}, got.handle); err != nil {
@@ -138,9 +139,9 @@ func TestMQTT31(t *testing.T) {
 }
 
 func TestConnectRefused(t *testing.T) {
-	b := startMosquitto(t, "", "allow_anonymous false")
+	b := startMosquitto(t, mosquittotest.Options{Listeners: []mosquittotest.Listener{{Lines: []string{"allow_anonymous false"}}}})
 	for _, tv := range versions {
-		_, err := Dial(ctxT(t), Config{URL: "mqtt://" + b.addr, ClientID: "x", ProtocolVersion: tv.v, CleanStart: true})
+		_, err := Dial(ctxT(t), Config{URL: "mqtt://" + b.Addr(), ClientID: "x", ProtocolVersion: tv.v, CleanStart: true})
 		var se *ServerError
 		if !errors.As(err, &se) {
 			t.Fatalf("%s: Dial = %v, want a ServerError", tv.name, err)
@@ -158,8 +159,11 @@ func TestConnectRefused(t *testing.T) {
 // TestServerLimits: a v5 CONNACK's Maximum QoS, Retain Available and
 // Maximum Packet Size are honoured before anything is sent.
 func TestServerLimits(t *testing.T) {
-	b := startMosquitto(t, "retain_available false\nmax_packet_size 200", "max_qos 1")
-	c := dial(t, Config{URL: "mqtt://" + b.addr, ClientID: "limits", ProtocolVersion: packet.V5, CleanStart: true})
+	b := startMosquitto(t, mosquittotest.Options{
+		Extra:     []string{"retain_available false", "max_packet_size 200"},
+		Listeners: []mosquittotest.Listener{{Lines: []string{"max_qos 1"}}},
+	})
+	c := dial(t, Config{URL: "mqtt://" + b.Addr(), ClientID: "limits", ProtocolVersion: packet.V5, CleanStart: true})
 	l := c.Limits()
 	if l.MaxQoS != 1 || l.RetainAvailable || l.MaxPacketSize != 200 {
 		t.Fatalf("Limits = %+v", l)
@@ -179,8 +183,8 @@ func TestServerLimits(t *testing.T) {
 }
 
 func TestInvalidRequests(t *testing.T) {
-	b := startMosquitto(t, "")
-	c := dial(t, Config{URL: "mqtt://" + b.addr, ClientID: "inv", CleanStart: true})
+	b := startMosquitto(t, mosquittotest.Options{})
+	c := dial(t, Config{URL: "mqtt://" + b.Addr(), ClientID: "inv", CleanStart: true})
 	for _, m := range []*Message{{Topic: ""}, {Topic: "a/+"}, {Topic: "a/#"}, {Topic: "a", QoS: 3}, {Topic: "a\x00b"}} {
 		if _, err := c.PublishAsync(ctxT(t), m); !errors.Is(err, ErrInvalid) {
 			t.Errorf("PublishAsync(%q, QoS %d) = %v, want ErrInvalid", m.Topic, m.QoS, err)
@@ -196,8 +200,8 @@ func TestInvalidRequests(t *testing.T) {
 // TestKeepAlive: an idle client sends PINGREQ, and gives up when no
 // PINGRESP comes.
 func TestKeepAlive(t *testing.T) {
-	b := startMosquitto(t, "")
-	px := newProxy(t, b.addr, packet.V311)
+	b := startMosquitto(t, mosquittotest.Options{})
+	px := newProxy(t, b.Addr(), packet.V311)
 	lost := make(chan error, 1)
 	c := dial(t, Config{URL: "mqtt://" + px.addr(), ClientID: "ka", CleanStart: true, KeepAlive: time.Second,
 		OnConnectionLost: func(err error) { lost <- err }})

@@ -2,33 +2,17 @@ package client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
-
-// mosquittoBin is the Debian package's broker (apt-get install mosquitto).
-const mosquittoBin = "/usr/sbin/mosquitto"
-
-// broker is a real mosquitto on 127.0.0.1 for one test.
-type broker struct {
-	addr  string // host:port of the first listener
-	ports []int  // every listener's port, in the order of the listeners
-	dir   string
-	log   *bytes.Buffer
-	logMu *sync.Mutex
-}
 
 // freePort asks the kernel for a free loopback port.
 func freePort(t testing.TB) int {
@@ -41,91 +25,13 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startMosquitto runs mosquitto with one "listener <port> 127.0.0.1" per
-// entry of listeners (the entry's text follows its listener line; the
-// global settings come first) and stops it when the test ends.
-func startMosquitto(t testing.TB, global string, listeners ...string) *broker {
+// startMosquitto runs a real mosquitto on 127.0.0.1 for one test, taking
+// anonymous clients and with persistence, as every client test wants;
+// opts adds the test's own settings.
+func startMosquitto(t testing.TB, opts mosquittotest.Options) *mosquittotest.Server {
 	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		t.Skipf("mosquitto not installed at %s (apt-get install -y mosquitto): %v", mosquittoBin, err)
-	}
-	if len(listeners) == 0 {
-		listeners = []string{""}
-	}
-	dir := t.TempDir()
-	b := &broker{dir: dir, log: new(bytes.Buffer), logMu: new(sync.Mutex)}
-	var conf strings.Builder
-	logType := "log_type all\n"
-	if strings.Contains(global, "log_type") {
-		logType = "" // the caller chose (benchmarks: less logging)
-	}
-	fmt.Fprintf(&conf, "user root\nallow_anonymous true\npersistence true\npersistence_location %s/\nlog_dest stderr\n%s%s\n", dir, logType, global)
-	for _, l := range listeners {
-		port := freePort(t)
-		b.ports = append(b.ports, port)
-		fmt.Fprintf(&conf, "listener %d 127.0.0.1\n%s\n", port, l)
-	}
-	b.addr = fmt.Sprintf("127.0.0.1:%d", b.ports[0])
-	confPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(confPath, []byte(conf.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(mosquittoBin, "-c", confPath)
-	cmd.Stderr = &syncWriter{mu: b.logMu, w: b.log}
-	cmd.Stdout = cmd.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", b.logText())
-		}
-	})
-	// Poll until every listener accepts.
-	deadline := time.Now().Add(10 * time.Second)
-	for _, port := range b.ports {
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("mosquitto exited: %v\n%s", err, b.logText())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("mosquitto not listening on %d: %v\n%s", port, err, b.logText())
-			}
-			time.Sleep(10 * time.Millisecond) // poll interval, bounded by the deadline
-		}
-	}
-	if strings.Contains(b.logText(), "socket on port 1883.") {
-		t.Fatalf("a listener-only option in the global settings opened the default port 1883:\n%s", b.logText())
-	}
-	return b
-}
-
-func (b *broker) logText() string {
-	b.logMu.Lock()
-	defer b.logMu.Unlock()
-	return b.log.String()
-}
-
-type syncWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+	opts.AllowAnonymous, opts.Persistence = true, true
+	return mosquittotest.Start(t, opts)
 }
 
 // proxy sits between a client and the broker, records the packets each way

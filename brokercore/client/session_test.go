@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
 // bytesStore is a Store that keeps entries only in MarshalEntry form, the
@@ -80,7 +81,7 @@ type lenStore interface {
 // ids in their original order, PUBRELs in PUBREC order [MQTT-4.6.0-1]
 // [MQTT-4.6.0-3], every token completed, QoS 2 delivered exactly once.
 func TestSessionResume(t *testing.T) {
-	b := startMosquitto(t, "")
+	b := startMosquitto(t, mosquittotest.Options{})
 	for _, tc := range []struct {
 		name  string
 		v     byte
@@ -92,11 +93,11 @@ func TestSessionResume(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			topic := fmt.Sprintf("resume/%d", tc.v)
 			var got collector
-			sub := dial(t, Config{URL: "mqtt://" + b.addr, ClientID: fmt.Sprintf("rsub%d", tc.v), ProtocolVersion: tc.v, CleanStart: true})
+			sub := dial(t, Config{URL: "mqtt://" + b.Addr(), ClientID: fmt.Sprintf("rsub%d", tc.v), ProtocolVersion: tc.v, CleanStart: true})
 			if _, err := sub.Subscribe(ctxT(t), []packet.Subscription{{Filter: topic, QoS: 2}}, got.handle); err != nil {
 				t.Fatal(err)
 			}
-			px := newProxy(t, b.addr, tc.v)
+			px := newProxy(t, b.Addr(), tc.v)
 			cfg := Config{URL: "mqtt://" + px.addr(), ClientID: fmt.Sprintf("rpub%d", tc.v), ProtocolVersion: tc.v,
 				SessionExpiry: 300, Store: tc.store}
 			c1 := dial(t, cfg)
@@ -219,13 +220,13 @@ func TestSessionResume(t *testing.T) {
 // (here: CleanStart on the second connection), stored PUBLISH packets go
 // out again as new messages rather than being dropped.
 func TestSessionLostRepublishes(t *testing.T) {
-	b := startMosquitto(t, "")
+	b := startMosquitto(t, mosquittotest.Options{})
 	var got collector
-	sub := dial(t, Config{URL: "mqtt://" + b.addr, ClientID: "lsub", ProtocolVersion: packet.V5, CleanStart: true})
+	sub := dial(t, Config{URL: "mqtt://" + b.Addr(), ClientID: "lsub", ProtocolVersion: packet.V5, CleanStart: true})
 	if _, err := sub.Subscribe(ctxT(t), []packet.Subscription{{Filter: "lost", QoS: 1}}, got.handle); err != nil {
 		t.Fatal(err)
 	}
-	px := newProxy(t, b.addr, packet.V5)
+	px := newProxy(t, b.Addr(), packet.V5)
 	store := &MemoryStore{}
 	cfg := Config{URL: "mqtt://" + px.addr(), ClientID: "lpub", ProtocolVersion: packet.V5, Store: store, SessionExpiry: 60}
 	c1 := dial(t, cfg)
@@ -267,7 +268,7 @@ func TestSessionLostRepublishes(t *testing.T) {
 // on the wire never exceeds the server's Receive Maximum (v5) or
 // MaxInflight (3.1.1); PublishAsync waits for a slot.
 func TestInflightWindow(t *testing.T) {
-	b := startMosquitto(t, "max_inflight_messages 3")
+	b := startMosquitto(t, mosquittotest.Options{Extra: []string{"max_inflight_messages 3"}})
 	for _, tc := range []struct {
 		name        string
 		v           byte
@@ -279,7 +280,7 @@ func TestInflightWindow(t *testing.T) {
 		{"v3.1.1 MaxInflight", packet.V311, 4, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			px := newProxy(t, b.addr, tc.v)
+			px := newProxy(t, b.Addr(), tc.v)
 			c := dial(t, Config{URL: "mqtt://" + px.addr(), ClientID: "win", ProtocolVersion: tc.v, CleanStart: true, MaxInflight: tc.maxInflight})
 			if w := c.Limits().Window; w != tc.want {
 				t.Fatalf("window %d, want %d", w, tc.want)
@@ -319,13 +320,13 @@ func TestInflightWindow(t *testing.T) {
 // use of a topic, never create more than allowed, and subscribers see the
 // full topics.
 func TestTopicAliases(t *testing.T) {
-	b := startMosquitto(t, "", "max_topic_alias 5")
+	b := startMosquitto(t, mosquittotest.Options{Listeners: []mosquittotest.Listener{{Lines: []string{"max_topic_alias 5"}}}})
 	var got collector
-	sub := dial(t, Config{URL: "mqtt://" + b.addr, ClientID: "asub", ProtocolVersion: packet.V5, CleanStart: true})
+	sub := dial(t, Config{URL: "mqtt://" + b.Addr(), ClientID: "asub", ProtocolVersion: packet.V5, CleanStart: true})
 	if _, err := sub.Subscribe(ctxT(t), []packet.Subscription{{Filter: "alias/#", QoS: 1}}, got.handle); err != nil {
 		t.Fatal(err)
 	}
-	px := newProxy(t, b.addr, packet.V5)
+	px := newProxy(t, b.Addr(), packet.V5)
 	c := dial(t, Config{URL: "mqtt://" + px.addr(), ClientID: "apub", ProtocolVersion: packet.V5, CleanStart: true, MaxTopicAliases: 2})
 	if got := c.Limits().TopicAliasMaximum; got != 2 {
 		t.Fatalf("TopicAliasMaximum %d, want 2 (min of ours and the server's 5)", got)
@@ -367,8 +368,8 @@ func TestTopicAliases(t *testing.T) {
 // PUBREC gets the PUBREL on the next connection and does not deliver the
 // message twice.
 func TestIncomingQoS2Persistent(t *testing.T) {
-	b := startMosquitto(t, "")
-	px := newProxy(t, b.addr, packet.V311)
+	b := startMosquitto(t, mosquittotest.Options{})
+	px := newProxy(t, b.Addr(), packet.V311)
 	store := &MemoryStore{}
 	var got collector
 	cfg := Config{URL: "mqtt://" + px.addr(), ClientID: "isub", Store: store, OnMessage: got.handle}
@@ -377,7 +378,7 @@ func TestIncomingQoS2Persistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	px.setDrop(true, packet.PUBREL)
-	pub := dial(t, Config{URL: "mqtt://" + b.addr, ClientID: "ipub", CleanStart: true})
+	pub := dial(t, Config{URL: "mqtt://" + b.Addr(), ClientID: "ipub", CleanStart: true})
 	if err := pub.Publish(ctxT(t), &Message{Topic: "in2", QoS: 2, Payload: []byte("once")}); err != nil {
 		t.Fatal(err)
 	}

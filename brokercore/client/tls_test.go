@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client
@@ -91,16 +91,19 @@ func newTestPKI(t *testing.T, dir string) *testPKI {
 func TestTLSAndWebSocket(t *testing.T) {
 	dir := t.TempDir()
 	pki := newTestPKI(t, dir)
-	tlsConf := fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\n", pki.caFile, pki.certFile, pki.keyFile)
-	b := startMosquitto(t, "",
-		"",
-		tlsConf+"require_certificate true",
-		"protocol websockets",
-		"protocol websockets\n"+tlsConf)
-	plain := "mqtt://" + b.addr
-	mtls := fmt.Sprintf("mqtts://127.0.0.1:%d", b.ports[1])
-	ws := fmt.Sprintf("ws://127.0.0.1:%d/mqtt", b.ports[2])
-	wss := fmt.Sprintf("wss://127.0.0.1:%d", b.ports[3])
+	files := mosquittotest.TLSFiles{CAFile: pki.caFile, CertFile: pki.certFile, KeyFile: pki.keyFile}
+	mutual := files
+	mutual.RequireCertificate = true
+	b := startMosquitto(t, mosquittotest.Options{Listeners: []mosquittotest.Listener{
+		{},
+		{TLS: &mutual},
+		{Lines: []string{"protocol websockets"}},
+		{Lines: []string{"protocol websockets"}, TLS: &files},
+	}})
+	plain := "mqtt://" + b.Addr()
+	mtls := "mqtts://" + b.AddrOf(1)
+	ws := "ws://" + b.AddrOf(2) + "/mqtt"
+	wss := "wss://" + b.AddrOf(3)
 
 	var got collector
 	sub := dial(t, Config{URL: plain, ClientID: "tls-sub", ProtocolVersion: packet.V5, CleanStart: true})
