@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
 // The ACL file every differential case runs against, in a real mosquitto
@@ -161,7 +163,7 @@ func TestACLMatchesMosquitto(t *testing.T) {
 	}
 	a, err := LoadACL(aclPath)
 	must(t, err)
-	port := startMosquitto(t, "allow_anonymous true\npassword_file "+pwPath+"\nacl_file "+aclPath)
+	port := mosquittotest.Start(t, mosquittotest.Options{AllowAnonymous: true, PasswordFile: pwPath, ACLFile: aclPath}).Port()
 
 	cases := []struct {
 		client, user, topic string

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
 // Files written by the real mosquitto_passwd verify with Check.
@@ -80,7 +82,7 @@ func TestMosquittoAcceptsOurFile(t *testing.T) {
 	if err := SetPassword(path, "dave", []byte("old-style"), HashOptions{Type: SHA512}, false); err != nil {
 		t.Fatal(err)
 	}
-	port := startMosquitto(t, "allow_anonymous false\npassword_file "+path)
+	port := mosquittotest.Start(t, mosquittotest.Options{PasswordFile: path, Extra: []string{"allow_anonymous false"}}).Port()
 	for _, c := range []struct {
 		user, pw string
 		ok       bool
