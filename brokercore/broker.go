@@ -13,8 +13,8 @@
 // nothing outside brokercore. Only hub (and tests) may import it:
 // snbridge, adapters and storeforward get the msg interfaces.
 //
-// Concurrency: each network connection has one read goroutine and one
-// write goroutine; Shutdown waits for both. No goroutine is started per
+// Concurrency: each network connection has one read goroutine and, while
+// it has something to write, one write goroutine; Shutdown waits for both. No goroutine is started per
 // message. The lock order is written down in LOCKS.md.
 package brokercore
 
@@ -312,12 +312,8 @@ func (b *Broker) serveConn(nc net.Conn, useID bool) bool {
 		return false
 	}
 	b.conns[c] = struct{}{}
-	b.wg.Add(2)
+	b.wg.Add(1) // the writer is started when there is something to write
 	b.mu.Unlock()
-	go func() {
-		defer b.wg.Done()
-		c.writeLoop()
-	}()
 	go func() {
 		defer b.wg.Done()
 		c.readLoop()

@@ -1,7 +1,7 @@
 package brokercore
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -24,7 +24,7 @@ import (
 type conn struct {
 	b     *Broker
 	nc    net.Conn
-	br    *bufio.Reader
+	in    inbuf // reader goroutine only
 	addr  string
 	debug bool
 	// useIdentity: the username is the client certificate's CN
@@ -58,11 +58,12 @@ type conn struct {
 	closing chan struct{}
 
 	// Writer state: outMu guards out and outClosed.
-	outMu     sync.Mutex
-	out       []packet.Packet
-	outClosed bool
-	outSig    chan struct{}
-	aliasOut  map[string]uint16 // writer goroutine only
+	outMu       sync.Mutex
+	out         []packet.Packet
+	outClosed   bool
+	writing     bool              // a writer goroutine runs (wakeLocked)
+	writerEnded bool              // the writer closed the connection and writerDone
+	aliasOut    map[string]uint16 // writer goroutine only
 
 	// ackMu guards acks: the acknowledgements of received publishes in
 	// receive order [MQTT-4.6.0-2], [MQTT-4.6.0-3].
@@ -93,10 +94,8 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{
 		b:          b,
 		nc:         nc,
-		br:         bufio.NewReaderSize(nc, 4096),
 		addr:       nc.RemoteAddr().String(),
 		debug:      b.log.Enabled(b.ctx, slog.LevelDebug),
-		outSig:     make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		hardStop:   make(chan struct{}),
 		detached:   make(chan struct{}),
@@ -104,6 +103,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		version:    packet.V311,
 	}
 	c.flow.b = b
+	c.in.init(nc)
 	return c
 }
 
@@ -172,12 +172,14 @@ func (c *conn) readLoop() {
 			// [MQTT-3.1.2-22] one and a half times the keep alive.
 			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
 		}
-		raw, err := packet.ReadRaw(c.br, maxIn)
+		raw, err := c.in.next(maxIn)
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
 		c.b.stats.BytesReceived.Add(int64(len(raw)))
+		// Decoded fields alias raw, which the next read reuses.
+		raw = bytes.Clone(raw)
 		p, _, err := packet.Decode(raw, c.version)
 		if err != nil {
 			c.readFailed(err)
@@ -223,7 +225,7 @@ func (c *conn) readFailed(err error) {
 func (c *conn) handshake() error {
 	b := c.b
 	c.nc.SetReadDeadline(time.Now().Add(b.cfg.ConnectTimeout))
-	raw, err := packet.ReadRaw(c.br, b.cfg.MaxPacketSize)
+	raw, err := c.in.next(b.cfg.MaxPacketSize)
 	if err != nil {
 		if errors.Is(err, packet.ErrPacketTooLarge) {
 			b.log.Warn("CONNECT too large; disconnecting", "address", c.addr, "err", err)
@@ -232,6 +234,7 @@ func (c *conn) handshake() error {
 		return fmt.Errorf("read CONNECT: %w", err)
 	}
 	b.stats.BytesReceived.Add(int64(len(raw)))
+	raw = bytes.Clone(raw) // the will payload and password alias it
 	p, _, err := packet.Decode(raw, packet.V5)
 	if err != nil {
 		if cp, ok := p.(*packet.Connect); ok && errors.Is(err, packet.ErrUnsupportedProtocol) {

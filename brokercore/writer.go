@@ -1,7 +1,6 @@
 package brokercore
 
 import (
-	"bufio"
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
@@ -22,8 +21,8 @@ func (c *conn) send(p packet.Packet) {
 		return
 	}
 	c.out = append(c.out, p)
+	c.wakeLocked()
 	c.outMu.Unlock()
-	c.kick()
 }
 
 // sendPublish queues a PUBLISH. QoS 0 ones are counted by the flow gate
@@ -38,16 +37,25 @@ func (c *conn) sendPublish(p *packet.Publish, qos0 bool) (full bool) {
 	if qos0 {
 		full = c.flow.addQoS0(1)
 	}
+	c.wakeLocked()
 	c.outMu.Unlock()
-	c.kick()
 	return full
 }
 
-func (c *conn) kick() {
-	select {
-	case c.outSig <- struct{}{}:
-	default:
+// wakeLocked starts the writer goroutine unless it runs (or has ended
+// for good); outMu held. The writer runs only while there is something
+// to write, so an idle connection has one goroutine, its reader (issue 9:
+// memory per connection). It is counted in Broker.wg like every other.
+func (c *conn) wakeLocked() {
+	if c.writing || c.writerEnded {
+		return
 	}
+	c.writing = true
+	c.b.wg.Add(1)
+	go func() {
+		defer c.b.wg.Done()
+		c.writeLoop()
+	}()
 }
 
 // closeAfter queues p (may be nil) as the last packet: the writer sends
@@ -61,79 +69,107 @@ func (c *conn) closeAfter(p packet.Packet) {
 		c.outClosed = true
 		close(c.closing)
 	}
+	c.wakeLocked()
 	c.outMu.Unlock()
 	// Nothing more is written: publishers held by this client go on.
 	c.flow.stop()
-	c.kick()
 }
 
-// writeLoop is the connection's one writer: it drains the queue into a
-// buffered writer and flushes once per batch. It owns outbound topic
-// aliases and the client's Maximum Packet Size.
+// writeLoop is the connection's one writer while there is something to
+// write: it encodes the queue into a buffer taken from bufPool and writes
+// it once per batch (or every writeChunk bytes), and returns when the
+// queue is empty. Once the connection is closing and everything is
+// written it closes the network connection and writerDone. It owns
+// outbound topic aliases and the client's Maximum Packet Size.
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	bw := bufio.NewWriterSize(c.nc, 32*1024)
 	var batch []packet.Packet
-	var buf []byte
 	for {
-		select {
-		case <-c.outSig:
-		case <-c.hardStop:
-			c.nc.Close()
-			return
-		}
 		c.outMu.Lock()
 		batch, c.out = c.out, batch[:0]
 		closing := c.outClosed
-		c.outMu.Unlock()
-		if len(batch) > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		}
-		qos0 := 0
-		for i, p := range batch {
-			batch[i] = nil
-			if pub, ok := p.(*packet.Publish); ok && pub.QoS == 0 {
-				qos0++
+		if len(batch) == 0 {
+			c.out = nil // idle: keep no array
+			c.writing = false
+			if closing {
+				c.endWriterLocked()
 			}
-			if qos0 == flowChunk {
-				c.flow.addQoS0(-qos0) // written into bw or dropped: room for more
-				qos0 = 0
-			}
-			var err error
-			buf, err = c.encode(buf[:0], p)
-			if err != nil {
-				c.b.log.Error("encode packet failed", "client", c.clientID, "packet", p.Type().String(), "err", err)
-				continue
-			}
-			if buf == nil {
-				continue // dropped (too large for the client)
-			}
-			if _, err := bw.Write(buf); err != nil {
-				c.writeFailed(err)
-				return
-			}
-			c.b.stats.BytesSent.Add(int64(len(buf)))
-		}
-		if bw.Buffered() > 0 {
-			if err := bw.Flush(); err != nil {
-				c.writeFailed(err)
-				return
-			}
-		}
-		if qos0 > 0 {
-			c.flow.addQoS0(-qos0)
-		}
-		if closing {
-			c.outMu.Lock()
-			empty := len(c.out) == 0
 			c.outMu.Unlock()
-			if empty {
-				c.nc.Close()
-				return
-			}
-			c.kick()
+			return
+		}
+		c.outMu.Unlock()
+		select {
+		case <-c.hardStop:
+			c.outMu.Lock()
+			c.writing = false
+			c.endWriterLocked()
+			c.outMu.Unlock()
+			return
+		default:
+		}
+		if !c.writeBatch(batch) {
+			return
+		}
+		if cap(batch) > 1024 {
+			batch = nil // a burst is over: do not keep its array
 		}
 	}
+}
+
+// endWriterLocked closes the network connection and writerDone, once;
+// outMu held.
+func (c *conn) endWriterLocked() {
+	if c.writerEnded {
+		return
+	}
+	c.writerEnded = true
+	c.nc.Close()
+	close(c.writerDone)
+}
+
+// writeBatch encodes and writes batch, clearing it; false if the write
+// failed (the connection is closed).
+func (c *conn) writeBatch(batch []packet.Packet) bool {
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	bp := getBuf()
+	defer putBuf(bp)
+	buf := (*bp)[:0]
+	qos0 := 0
+	for i, p := range batch {
+		batch[i] = nil
+		if pub, ok := p.(*packet.Publish); ok && pub.QoS == 0 {
+			qos0++
+		}
+		if qos0 == flowChunk {
+			c.flow.addQoS0(-qos0) // encoded or dropped: room for more
+			qos0 = 0
+		}
+		var err error
+		start := len(buf)
+		buf, err = c.encode(buf, p)
+		if err != nil {
+			c.b.log.Error("encode packet failed", "client", c.clientID, "packet", p.Type().String(), "err", err)
+			continue
+		}
+		c.b.stats.BytesSent.Add(int64(len(buf) - start))
+		if len(buf) >= writeChunk {
+			if _, err := c.nc.Write(buf); err != nil {
+				c.writeFailed(err)
+				return false
+			}
+			buf = buf[:0]
+		}
+	}
+	if len(buf) > 0 {
+		if _, err := c.nc.Write(buf); err != nil {
+			c.writeFailed(err)
+			return false
+		}
+	}
+	*bp = buf[:0]
+	if qos0 > 0 {
+		c.flow.addQoS0(-qos0)
+	}
+	return true
 }
 
 func (c *conn) writeFailed(err error) {
@@ -144,15 +180,17 @@ func (c *conn) writeFailed(err error) {
 		close(c.closing)
 	}
 	c.out = nil
+	c.writing = false
+	c.endWriterLocked()
 	c.outMu.Unlock()
 	c.flow.stop()
-	c.nc.Close()
 }
 
 // encode appends p's bytes to dst for this connection: outbound topic
 // aliases (within the client's Topic Alias Maximum) and the client's
-// Maximum Packet Size. It returns nil bytes for a packet not to send.
+// Maximum Packet Size. A packet not to send leaves dst as it was.
 func (c *conn) encode(dst []byte, p packet.Packet) ([]byte, error) {
+	start := len(dst)
 	pub, isPub := p.(*packet.Publish)
 	if isPub && c.version == packet.V5 && c.aliasMax > 0 {
 		c.applyAlias(pub)
@@ -161,7 +199,7 @@ func (c *conn) encode(dst []byte, p packet.Packet) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if c.maxOut > 0 && len(out) > int(c.maxOut) {
+	if c.maxOut > 0 && len(out)-start > int(c.maxOut) {
 		// [MQTT-3.1.2-24]: never send a packet over the client's Maximum
 		// Packet Size; a PUBLISH is discarded as if delivered [MQTT-3.1.2-25].
 		if isPub {
@@ -169,16 +207,15 @@ func (c *conn) encode(dst []byte, p packet.Packet) ([]byte, error) {
 				// The alias was just set up; forget it so it is not assumed known.
 				delete(c.aliasOut, pub.Topic)
 			}
-			c.b.log.Debug("packet over client's maximum packet size dropped", "client", c.clientID, "size", len(out), "max", c.maxOut)
+			c.b.log.Debug("packet over client's maximum packet size dropped", "client", c.clientID, "size", len(out)-start, "max", c.maxOut)
 			if c.sess != nil {
 				c.sess.dropOversize(c, pub.PacketID)
 			}
-			return nil, nil
 		}
-		return nil, nil
+		return out[:start], nil
 	}
 	if isPub {
-		c.b.stats.countPublishSent(pub.QoS, len(out))
+		c.b.stats.countPublishSent(pub.QoS, len(out)-start)
 		if c.debug {
 			c.b.log.Debug("Sending PUBLISH", "client", c.clientID, "dup", pub.Dup, "qos", pub.QoS, "retain", pub.Retain, "mid", pub.PacketID, "topic", pub.Topic, "bytes", len(pub.Payload))
 		}
