@@ -24,10 +24,10 @@ func BenchmarkUplinkReplay(b *testing.B) {
 }
 
 func benchReplay(b *testing.B, qos byte, version int) {
-	cl := startCloud(b, "")
+	cl := startCloud(b)
 	db := openDB(b, b.TempDir())
 	defer db.Close()
-	cfg := baseConfig(cl.url(), version)
+	cfg := baseConfig(cl.URL(), version)
 	cfg.Enabled = false
 	f, err := New(cfg, Deps{DB: db, SysInterval: -1})
 	if err != nil {

@@ -1,15 +1,10 @@
 package storeforward
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,119 +12,23 @@ import (
 
 	"github.com/outpost-iot/outpost/brokercore/client"
 	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
-// mosquittoBin is the Debian package's broker, the stand-in cloud.
-const mosquittoBin = "/usr/sbin/mosquitto"
-
-// cloud is a real mosquitto on 127.0.0.1 that a test can stop and start
-// again on the same port with the same persistence directory.
-type cloud struct {
-	t     testing.TB
-	port  int
-	dir   string
-	conf  string
-	mu    sync.Mutex
-	cmd   *exec.Cmd
-	exit  chan error
-	log   bytes.Buffer
-	logMu sync.Mutex
-}
-
-func freePort(t testing.TB) int {
+// startCloud runs the stand-in cloud: a real mosquitto on 127.0.0.1 with
+// persistence (autosaved every second) that a test can Stop and Restart on
+// the same port and data directory. listenerLines follow its listener line
+// (max_qos 1, retain_available false, ...).
+func startCloud(t testing.TB, listenerLines ...string) *mosquittotest.Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startCloud runs mosquitto with persistence; extra is appended to its
-// listener section (max_qos 1, retain_available false, ...).
-func startCloud(t testing.TB, extra string) *cloud {
-	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		t.Skipf("mosquitto not installed at %s (apt-get install -y mosquitto): %v", mosquittoBin, err)
-	}
-	c := &cloud{t: t, port: freePort(t), dir: t.TempDir()}
-	c.conf = filepath.Join(c.dir, "mosquitto.conf")
-	conf := fmt.Sprintf("user root\npersistence true\npersistence_location %s/\nautosave_interval 1\nlog_dest stderr\nlog_type error\nlog_type warning\n"+
-		"max_inflight_messages 20\nmax_queued_messages 0\nlistener %d 127.0.0.1\nallow_anonymous true\n%s\n", c.dir, c.port, extra)
-	if err := os.WriteFile(c.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.start()
-	t.Cleanup(func() {
-		c.stop()
-		if t.Failed() {
-			c.logMu.Lock()
-			t.Logf("mosquitto log:\n%s", c.log.String())
-			c.logMu.Unlock()
-		}
+	return mosquittotest.Start(t, mosquittotest.Options{
+		AllowAnonymous:   true,
+		Persistence:      true,
+		AutosaveInterval: 1,
+		LogTypes:         []string{"error", "warning"},
+		Extra:            []string{"max_inflight_messages 20", "max_queued_messages 0"},
+		Listeners:        []mosquittotest.Listener{{Lines: listenerLines}},
 	})
-	return c
-}
-
-func (c *cloud) addr() string { return "127.0.0.1:" + strconv.Itoa(c.port) }
-func (c *cloud) url() string  { return "mqtt://" + c.addr() }
-
-func (c *cloud) Write(p []byte) (int, error) {
-	c.logMu.Lock()
-	defer c.logMu.Unlock()
-	return c.log.Write(p)
-}
-
-// start runs mosquitto and waits until it accepts connections.
-func (c *cloud) start() {
-	c.t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd != nil {
-		return
-	}
-	cmd := exec.Command(mosquittoBin, "-c", c.conf)
-	cmd.Stdout, cmd.Stderr = c, c
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start mosquitto: %v", err)
-	}
-	c.cmd, c.exit = cmd, make(chan error, 1)
-	go func(exit chan error) { exit <- cmd.Wait() }(c.exit)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", c.addr(), time.Second)
-		if err == nil {
-			conn.Close()
-			return
-		}
-		select {
-		case err := <-c.exit:
-			c.t.Fatalf("mosquitto exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("mosquitto not listening on %s: %v", c.addr(), err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll, bounded by the deadline
-	}
-}
-
-// stop ends mosquitto with SIGTERM (it saves its persistence file).
-func (c *cloud) stop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return
-	}
-	c.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-c.exit:
-	case <-time.After(10 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exit
-	}
-	c.cmd = nil
 }
 
 // proxy forwards TCP connections to a target and can cut them all, to

@@ -86,9 +86,9 @@ func TestUplinkKill9(t *testing.T) {
 }
 
 func testKill9(t *testing.T, proto, rounds int) {
-	cl := startCloud(t, "")
-	k := newCounter(t, cl.url(), "sites/#")
-	px := newProxy(t, cl.addr())
+	cl := startCloud(t)
+	k := newCounter(t, cl.URL(), "sites/#")
+	px := newProxy(t, cl.Addr())
 	dir := t.TempDir()
 	acked := map[string][]string{}
 	for round := range rounds + 1 {

@@ -91,11 +91,11 @@ func poll(t *testing.T, what string, timeout time.Duration, ok func() bool) {
 // dropped, both counted; a message over the packet size is dropped and
 // counted; the will and birth still work.
 func TestUplinkCloudLimits(t *testing.T) {
-	cl := startCloud(t, "max_qos 1\nretain_available false\nmax_packet_size 2000")
-	k := newCounter(t, cl.url(), "sites/#")
+	cl := startCloud(t, "max_qos 1", "retain_available false", "max_packet_size 2000")
+	k := newCounter(t, cl.URL(), "sites/#")
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db, Site: "a"})
+	r := startForwarder(t, baseConfig(cl.URL(), 5), Deps{DB: db, Site: "a"})
 	poll(t, "connected", 10*time.Second, func() bool { return r.f.Status().State == StateConnected })
 
 	m2, p2 := seqMessages("alarm/x", 2, 0, 20)
@@ -138,10 +138,10 @@ func TestUplinkCloudLimits(t *testing.T) {
 // TestUplinkExpiry: a record whose message expiry passed while queued is
 // dropped and counted; a live one carries the remaining expiry.
 func TestUplinkExpiry(t *testing.T) {
-	cl := startCloud(t, "")
+	cl := startCloud(t)
 	var mu sync.Mutex
 	var expiry []uint32
-	c, err := client.Dial(context.Background(), client.Config{URL: cl.url(), ClientID: "exp", ProtocolVersion: packet.V5})
+	c, err := client.Dial(context.Background(), client.Config{URL: cl.URL(), ClientID: "exp", ProtocolVersion: packet.V5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestUplinkExpiry(t *testing.T) {
 	}
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	cfg := baseConfig(cl.url(), 5)
+	cfg := baseConfig(cl.URL(), 5)
 	cfg.Enabled = false // queue first, then connect
 	f, err := New(cfg, Deps{DB: db, Logger: testLogger(t), SysInterval: -1})
 	if err != nil {
@@ -168,7 +168,7 @@ func TestUplinkExpiry(t *testing.T) {
 		msg.Message{Topic: "sensors/old", Payload: []byte("stale"), QoS: 1, MessageExpiry: time.Minute, Received: old},
 		msg.Message{Topic: "sensors/live", Payload: []byte("live"), QoS: 1, MessageExpiry: 2 * time.Hour, Received: old},
 	)
-	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db})
+	r := startForwarder(t, baseConfig(cl.URL(), 5), Deps{DB: db})
 	waitDrained(t, r.f, 10*time.Second)
 	st := r.f.Status()
 	if st.Expired != 1 || st.Acked != 1 {
@@ -189,17 +189,17 @@ func TestUplinkExpiry(t *testing.T) {
 func TestUplinkDownlink(t *testing.T) {
 	for _, v := range []int{5, 4} {
 		t.Run(map[int]string{5: "v5", 4: "v311"}[v], func(t *testing.T) {
-			cl := startCloud(t, "")
+			cl := startCloud(t)
 			db := openDB(t, t.TempDir())
 			defer db.Close()
-			cfg := baseConfig(cl.url(), v)
+			cfg := baseConfig(cl.URL(), v)
 			cfg.Forward = append(cfg.Forward, ForwardRule{Filter: "relay/#", QoS: 1, RemotePrefix: "sites/a/"})
 			cfg.Downlink = []DownlinkRule{{Filter: "sites/a/cmd/#", QoS: 2, StripPrefix: "sites/a/cmd/", LocalPrefix: "relay/"}}
 			rec := &recorder{}
 			r := startForwarder(t, cfg, Deps{DB: db, Publisher: rec, Sessions: rec})
 			poll(t, "connected", 10*time.Second, func() bool { return r.f.Status().State == StateConnected })
 
-			c, err := client.Dial(context.Background(), client.Config{URL: cl.url(), ClientID: "app", ProtocolVersion: packet.V5})
+			c, err := client.Dial(context.Background(), client.Config{URL: cl.URL(), ClientID: "app", ProtocolVersion: packet.V5})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,8 +235,8 @@ func TestUplinkDownlink(t *testing.T) {
 // TestUplinkSysStatus: the link state and counters go to
 // $SYS/outpost/uplink/ through the Publisher.
 func TestUplinkSysStatus(t *testing.T) {
-	cl := startCloud(t, "")
-	px := newProxy(t, cl.addr())
+	cl := startCloud(t)
+	px := newProxy(t, cl.Addr())
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	rec := &recorder{}
@@ -298,14 +298,14 @@ func TestBackoff(t *testing.T) {
 // budget less the reserve, alarms still use the reserve, and the next day
 // the rest drains.
 func TestUplinkBudget(t *testing.T) {
-	cl := startCloud(t, "")
-	k := newCounter(t, cl.url(), "sites/#")
+	cl := startCloud(t)
+	k := newCounter(t, cl.URL(), "sites/#")
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	var clock sync.Mutex
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.Local)
 	nowFn := func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
-	cfg := baseConfig(cl.url(), 5)
+	cfg := baseConfig(cl.URL(), 5)
 	cfg.Budget = Budget{DailyBytes: "3kB", Reserve: "1000"}
 	r := startForwarder(t, cfg, Deps{DB: db, Now: nowFn})
 	bulk, _ := seqMessages("sensors/t", 1, 0, 100)
@@ -402,10 +402,10 @@ func TestUplinkCloudRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := startCloud(t, "acl_file "+acl)
-	k := newCounter(t, cl.url(), "sites/#")
+	k := newCounter(t, cl.URL(), "sites/#")
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db})
+	r := startForwarder(t, baseConfig(cl.URL(), 5), Deps{DB: db})
 	m1, p1 := seqMessages("sensors/t", 1, 0, 50)
 	// mosquitto 2.0.11 answers a refused PUBLISH with 0x87 and then, now
 	// and then, resets the connection; the message is then resent on the
@@ -431,9 +431,9 @@ func TestUplinkCloudRefuses(t *testing.T) {
 // "offline" when the link drops, "online" again after the reconnect and an
 // explicit "offline" on a clean stop (DISCONNECT discards the will).
 func TestUplinkBirthAndWill(t *testing.T) {
-	cl := startCloud(t, "")
-	k := newCounter(t, cl.url(), "sites/a/status")
-	px := newProxy(t, cl.addr())
+	cl := startCloud(t)
+	k := newCounter(t, cl.URL(), "sites/a/status")
+	px := newProxy(t, cl.Addr())
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	r := startForwarder(t, baseConfig(px.url(), 5), Deps{DB: db})
@@ -453,7 +453,7 @@ func TestUplinkBirthAndWill(t *testing.T) {
 		t.Fatalf("status messages %s", got)
 	}
 	// Retained: a new subscriber sees the last one.
-	c, err := client.Dial(context.Background(), client.Config{URL: cl.url(), ProtocolVersion: packet.V5})
+	c, err := client.Dial(context.Background(), client.Config{URL: cl.URL(), ProtocolVersion: packet.V5})
 	if err != nil {
 		t.Fatal(err)
 	}

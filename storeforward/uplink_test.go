@@ -135,11 +135,11 @@ func waitDrained(t *testing.T, f *Forwarder, timeout time.Duration) {
 func TestUplinkDeliversInOrder(t *testing.T) {
 	for _, v := range []int{5, 4} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
-			cl := startCloud(t, "")
-			k := newCounter(t, cl.url(), "sites/#")
+			cl := startCloud(t)
+			k := newCounter(t, cl.URL(), "sites/#")
 			db := openDB(t, t.TempDir())
 			defer db.Close()
-			r := startForwarder(t, baseConfig(cl.url(), v), Deps{DB: db, Site: "a"})
+			r := startForwarder(t, baseConfig(cl.URL(), v), Deps{DB: db, Site: "a"})
 
 			m1, p1 := seqMessages("sensors/t", 1, 0, 300)
 			m2, p2 := seqMessages("alarm/x", 2, 0, 100)
@@ -177,9 +177,9 @@ func TestUplinkDeliversInOrder(t *testing.T) {
 func TestUplinkLinkDrops(t *testing.T) {
 	for _, v := range []int{5, 4} {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
-			cl := startCloud(t, "")
-			k := newCounter(t, cl.url(), "sites/#")
-			px := newProxy(t, cl.addr())
+			cl := startCloud(t)
+			k := newCounter(t, cl.URL(), "sites/#")
+			px := newProxy(t, cl.Addr())
 			db := openDB(t, t.TempDir())
 			defer db.Close()
 			r := startForwarder(t, baseConfig(px.url(), v), Deps{DB: db, Site: "a"})
@@ -195,8 +195,8 @@ func TestUplinkLinkDrops(t *testing.T) {
 				// Let some of it go, then drop the link mid-flight.
 				waitSent(t, r.f, int64((i+1)*perRound/2), 10*time.Second)
 				if i == rounds/2 {
-					cl.stop()
-					cl.start()
+					cl.Stop()
+					cl.Restart()
 				} else {
 					px.cut()
 				}
@@ -241,11 +241,11 @@ func waitSent(t *testing.T, f *Forwarder, n int64, timeout time.Duration) {
 // backlog queued earlier, and an alarm queued mid-drain overtakes the rest
 // of the backlog; each lane keeps its own order.
 func TestUplinkPriorityLanes(t *testing.T) {
-	cl := startCloud(t, "")
-	k := newCounter(t, cl.url(), "sites/#")
+	cl := startCloud(t)
+	k := newCounter(t, cl.URL(), "sites/#")
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	cfg := baseConfig(cl.url(), 5)
+	cfg := baseConfig(cl.URL(), 5)
 	cfg.Enabled = false
 	f, err := New(cfg, Deps{DB: db, Logger: testLogger(t), SysInterval: -1})
 	if err != nil {
@@ -257,7 +257,7 @@ func TestUplinkPriorityLanes(t *testing.T) {
 	early, pe := seqMessages("alarm/x", 1, 0, 10)
 	publish(t, f.Tap(), bulk...)
 	publish(t, f.Tap(), early...)
-	r := startForwarder(t, baseConfig(cl.url(), 5), Deps{DB: db})
+	r := startForwarder(t, baseConfig(cl.URL(), 5), Deps{DB: db})
 	waitSent(t, r.f, 1000, 20*time.Second)
 	late, pl := seqMessages("alarm/x", 1, 10, 10)
 	publish(t, r.f.Tap(), late...)
