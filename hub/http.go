@@ -177,9 +177,52 @@ func (h *Hub) consoleSources(st *httpState) console.Sources {
 		src.Peek = func(lane string, n int) ([]console.QueueRecord, error) { return peekQueue(h.db, lane, n) }
 		src.Purge = func(lane string) (int64, error) { return purgeQueue(h.db, lane) }
 	}
-	// Clients stays nil until brokercore lists its sessions (see the
-	// console's Client type); the console then shows the counts only.
+	src.Clients = h.consoleClients
 	return src
+}
+
+// consoleClients lists the broker's sessions, with the MQTT-SN gateway's
+// view (state, node address) for the sessions of its nodes.
+func (h *Hub) consoleClients() []console.Client {
+	sn := map[string]snbridge.ClientInfo{}
+	if h.gateway != nil {
+		for _, c := range h.gateway.Clients() {
+			sn[c.ClientID] = c
+		}
+	}
+	var out []console.Client
+	for _, c := range h.broker.Clients() {
+		cc := console.Client{
+			ID: c.ClientID, Username: c.Username, Remote: c.RemoteAddr, Persistent: c.Persistent,
+			InFlight: c.InFlight, Queued: c.Queued, State: "disconnected", Since: c.OfflineSince,
+		}
+		switch c.Protocol {
+		case 3:
+			cc.Protocol = "mqtt 3.1"
+		case 4:
+			cc.Protocol = "mqtt 3.1.1"
+		case 5:
+			cc.Protocol = "mqtt 5.0"
+		default:
+			cc.Protocol = "in-process"
+		}
+		if c.Connected {
+			cc.State = "connected"
+		}
+		if n, ok := sn[c.ClientID]; ok {
+			cc.Protocol, cc.State, cc.Remote = "mqtt-sn 1.2", n.State, n.Addr
+			delete(sn, c.ClientID)
+		}
+		for _, s := range c.Subscriptions {
+			cc.Subscriptions = append(cc.Subscriptions, console.Subscription{Filter: s.Filter, QoS: s.QoS})
+		}
+		out = append(out, cc)
+	}
+	// SN clients without a broker session (lost, clean) still show.
+	for _, n := range sn {
+		out = append(out, console.Client{ID: n.ClientID, Protocol: "mqtt-sn 1.2", State: n.State, Remote: n.Addr})
+	}
+	return out
 }
 
 func brokerStats(s *brokercore.Stats) console.BrokerStats {
