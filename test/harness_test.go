@@ -80,12 +80,22 @@ func startOutpost(t testing.TB, cfg string, args ...string) *proc {
 
 func startOutpostIn(t testing.TB, dir, data, cfg string, args ...string) *proc {
 	t.Helper()
+	return startOutpostEnv(t, dir, data, cfg, nil, args...)
+}
+
+// startOutpostEnv is startOutpostIn with extra environment variables
+// ("NAME=value") for the process.
+func startOutpostEnv(t testing.TB, dir, data, cfg string, env []string, args ...string) *proc {
+	t.Helper()
 	cfgPath := filepath.Join(dir, "outpost.yaml")
 	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(cfg, "%DATA%", data)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{t: t, cfgPath: cfgPath, dataDir: data, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(outpostBin, append([]string{"run", "-c", cfgPath}, args...)...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {
