@@ -6,6 +6,8 @@
 #   QUICK=1 test/run.sh    only go vet and go test -race ./...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
+say() { echo "test/run.sh [$(( $(date +%s) - start ))s]: $*"; }
 export PATH="$PATH:/usr/sbin:/sbin"
 
 need=()
@@ -15,7 +17,7 @@ command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "test/run.sh: installing ${need[*]}"
+  say "installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -25,31 +27,35 @@ fi
 if command -v systemctl >/dev/null 2>&1; then systemctl stop mosquitto >/dev/null 2>&1 || true; fi
 pkill -x mosquitto >/dev/null 2>&1 || true
 
-echo "test/run.sh: go vet ./..."
+say "go vet ./..."
 go vet ./...
 
-echo "test/run.sh: go test -race ./..."
+say "go test -race ./..."
 go test -race -timeout 20m ./...
 
 if [ -n "${QUICK:-}" ]; then exit 0; fi
 
 # 32-bit ARM boxes: the packages that run there pass on GOARCH=386 too.
-echo "test/run.sh: GOARCH=386 go test (32-bit stand-in)"
+say "GOARCH=386 go test (32-bit stand-in)"
 GOARCH=386 go test -timeout 15m ./brokercore/... ./snbridge/... ./adapters/... ./storeforward/... ./configs/... ./hub/sdnotify/...
 # Badger on 32-bit: a million queue entries across close/reopen cycles read
 # back intact (the ristretto allocator bug, see storeforward/queue).
-echo "test/run.sh: GOARCH=386 queue proof (1M entries, reopen cycles)"
+say "GOARCH=386 queue proof (1M entries, reopen cycles)"
 OUTPOST_QUEUE_32BIT_PROOF=1 GOARCH=386 go test -timeout 30m -run 'TestLargeReopen32' ./storeforward/queue/
 
 # Cross builds for the field: the binary and every test binary compile for
 # linux/amd64, linux/arm64 and linux/arm (GOARM=7).
-echo "test/run.sh: cross builds"
+say "cross builds"
 xdir=$(mktemp -d)
 trap 'rm -rf "$xdir"' EXIT
 for target in amd64: arm64: arm:7; do
   arch=${target%%:*}; arm=${target#*:}
-  CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=$arm go build -trimpath -o "$xdir/outpost-$arch" ./cmd/outpost
-  CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=$arm go test -c -o "$xdir/tests-$arch/" ./... >/dev/null
-  echo "  linux/$arch${arm:+ GOARM=$arm}: $(stat -c %s "$xdir/outpost-$arch") bytes"
+  CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=$arm go build -trimpath -ldflags "-s -w" -o "$xdir/outpost-$arch" ./cmd/outpost
+  echo "  linux/$arch${arm:+ GOARM=$arm}: outpost $(stat -c %s "$xdir/outpost-$arch") bytes (stripped)"
+  # The test binaries of the boards (amd64's ran above).
+  if [ "$arch" != amd64 ]; then
+    CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=$arm go test -c -o "$xdir/tests-$arch/" ./... >/dev/null
+    echo "  linux/$arch${arm:+ GOARM=$arm}: test binaries of every package build"
+  fi
 done
-echo "test/run.sh: all passed"
+say "all passed"
