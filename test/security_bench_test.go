@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
 // BenchmarkSecurityConnect measures connection setup (TCP connect, TLS
@@ -64,12 +66,19 @@ func BenchmarkSecurityConnect(b *testing.B) {
 		"\n  listeners:\n"+plainListener+tlsYAML), 2)
 	outB := startOutpostTB(b, "log: {level: warn}\n"+secConfig("  allow_anonymous: true\n  password_file: "+pw100k+
 		"\n  listeners:\n"+plainListener), 1)
-	mosqTLS := fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\n", pki.CA.File, pki.Server.Cert, pki.Server.Key)
-	mosA := startMosquittoTB(b, "password_file "+pwDefault, "", mosqTLS)
-	mosB := startMosquittoTB(b, "password_file "+pw100k, "")
+	// Mosquitto configured the same way, logging errors only.
+	mosquitto := func(passwordFile string, listeners ...mosquittotest.Listener) []string {
+		return mosquittotest.Start(b, mosquittotest.Options{
+			AllowAnonymous: true, PasswordFile: passwordFile, LogTypes: []string{"error"}, NoDelay: true,
+			Extra: []string{"per_listener_settings false"}, Listeners: listeners,
+		}).Addrs()
+	}
+	mosqTLS := mosquittotest.TLSFiles{CAFile: pki.CA.File, CertFile: pki.Server.Cert, KeyFile: pki.Server.Key}
+	mosA := mosquitto(pwDefault, mosquittotest.Listener{}, mosquittotest.Listener{TLS: &mosqTLS})
+	mosB := mosquitto(pw100k)
 	outC := startOutpostTB(b, "log: {level: warn}\n"+secConfig("  allow_anonymous: true\n  password_file: "+pwCold+
 		"\n  listeners:\n"+plainListener), 1)
-	mosC := startMosquittoTB(b, "password_file "+pwCold, "")
+	mosC := mosquitto(pwCold)
 	clientTLS := pki.CA.tlsConfig(certFiles{})
 
 	cases := []struct {
@@ -230,64 +239,6 @@ func startOutpostTB(tb testing.TB, cfg string, n int) []string {
 		}
 		time.Sleep(20 * time.Millisecond) // poll interval, bounded by the deadline
 	}
-}
-
-// startMosquittoTB runs /usr/sbin/mosquitto with global settings and one
-// loopback listener per entry of listeners (the entry's lines follow its
-// listener line), logging errors only, and returns their addresses.
-func startMosquittoTB(tb testing.TB, global string, listeners ...string) []string {
-	tb.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		tb.Skipf("mosquitto not installed at %s (test/run.sh installs it)", bin)
-	}
-	dir := tb.TempDir()
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nset_tcp_nodelay true\n%s\n", global)
-	var addrs []string
-	for _, l := range listeners {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
-		fmt.Fprintf(&conf, "listener %d 127.0.0.1\n%s\n", port, l)
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	out := &syncBuffer{}
-	cmd := exec.Command(bin, "-c", path)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	tb.Cleanup(func() { cmd.Process.Kill(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for _, a := range addrs {
-		for {
-			c, err := net.DialTimeout("tcp", a, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-done:
-				tb.Fatalf("mosquitto exited:\n%s", out.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				tb.Fatalf("mosquitto not listening on %s: %v\n%s", a, err, out.String())
-			}
-			time.Sleep(10 * time.Millisecond) // poll interval, bounded by the deadline
-		}
-	}
-	return addrs
 }
 
 // coldUsers is how many users the cold password file holds: enough for

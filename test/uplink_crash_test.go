@@ -47,10 +47,10 @@ func TestUplinkHubKill9(t *testing.T) {
 		t.Skip("10 kill -9 rounds of the real binary")
 	}
 	cl := startUpCloud(t)
-	k := newUpCounter(t, cl.addr(), "sites/#")
+	k := newUpCounter(t, cl.Addr(), "sites/#")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	cfg := strings.ReplaceAll(uplinkHubConfig, "%CLOUD%", cl.addr())
+	cfg := strings.ReplaceAll(uplinkHubConfig, "%CLOUD%", cl.Addr())
 	acked := map[string][]string{}
 	var mu sync.Mutex
 	const rounds = 10

@@ -6,10 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,69 +16,21 @@ import (
 	"github.com/outpost-iot/outpost/brokercore/listener"
 	"github.com/outpost-iot/outpost/storeforward"
 	"github.com/outpost-iot/outpost/storeforward/queue"
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
-// upCloud is a real mosquitto standing in for the cloud broker, which the
-// test can stop and start again on the same port and persistence dir.
-type upCloud struct {
-	t    *testing.T
-	port int
-	conf string
-	cmd  *exec.Cmd
-	exit chan error
-}
-
-func upFreePort(t *testing.T) int {
+// startUpCloud runs a real mosquitto standing in for the cloud broker, with
+// persistence autosaved every second, which the test can Stop and Restart
+// on the same port and persistence dir.
+func startUpCloud(t *testing.T) *mosquittotest.Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func startUpCloud(t *testing.T) *upCloud {
-	t.Helper()
-	bin := needTool(t, "mosquitto")
-	dir := t.TempDir()
-	c := &upCloud{t: t, port: upFreePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
-	conf := fmt.Sprintf("user root\npersistence true\npersistence_location %s/\nautosave_interval 1\n"+
-		"max_queued_messages 0\nlistener %d 127.0.0.1\nallow_anonymous true\n", dir, c.port)
-	if err := os.WriteFile(c.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.start(bin)
-	t.Cleanup(c.stop)
-	return c
-}
-
-func (c *upCloud) addr() string { return "127.0.0.1:" + strconv.Itoa(c.port) }
-
-func (c *upCloud) start(bin string) {
-	c.t.Helper()
-	c.cmd = exec.Command(bin, "-c", c.conf)
-	if err := c.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	c.exit = make(chan error, 1)
-	go func(cmd *exec.Cmd, exit chan error) { exit <- cmd.Wait() }(c.cmd, c.exit)
-	eventually(c.t, 10*time.Second, func() error {
-		conn, err := net.Dial("tcp", c.addr())
-		if err == nil {
-			conn.Close()
-		}
-		return err
+	return mosquittotest.Start(t, mosquittotest.Options{
+		AllowAnonymous:   true,
+		Persistence:      true,
+		AutosaveInterval: 1,
+		LogTypes:         []string{"error", "warning"},
+		Extra:            []string{"max_queued_messages 0"},
 	})
-}
-
-func (c *upCloud) stop() {
-	if c.cmd == nil {
-		return
-	}
-	c.cmd.Process.Signal(os.Interrupt) // mosquitto saves its persistence file
-	<-c.exit
-	c.cmd = nil
 }
 
 // upProxy forwards TCP to the cloud and can cut every connection at once.
@@ -295,10 +243,9 @@ func upPublish(t *testing.T, addr, topic string, qos byte, from, n int) []string
 // topic, no QoS 2 duplicate. A downlinked command reaches a local
 // subscriber and is not sent back up although it matches a forward rule.
 func TestUplinkEndToEnd(t *testing.T) {
-	bin := needTool(t, "mosquitto")
 	cl := startUpCloud(t)
-	px := newUpProxy(t, cl.addr())
-	k := newUpCounter(t, cl.addr(), "sites/#")
+	px := newUpProxy(t, cl.Addr())
+	k := newUpCounter(t, cl.Addr(), "sites/#")
 	dir := t.TempDir()
 	cfg := storeforward.Config{
 		Enabled: true, URL: "mqtt://" + px.ln.Addr().String(), ProtocolVersion: 5, ClientID: "hub-a",
@@ -332,9 +279,9 @@ func TestUplinkEndToEnd(t *testing.T) {
 	phase(h, 0)
 	px.cut() // the link drops mid-flight
 	phase(h, 1000)
-	cl.stop() // the cloud goes away while the hub takes more
+	cl.Stop() // the cloud goes away while the hub takes more
 	phase(h, 2000)
-	cl.start(bin)
+	cl.Restart()
 	h.stop() // the hub restarts over the same database
 	h = startUpHub(t, dir, cfg)
 	phase(h, 3000)
@@ -391,7 +338,7 @@ func TestUplinkEndToEnd(t *testing.T) {
 	if tok := local.Subscribe("relay/#", 1, func(_ mqtt.Client, m mqtt.Message) { cmds <- m.Topic() + " " + string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	app := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + cl.addr()).SetClientID("cloud-app"))
+	app := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + cl.Addr()).SetClientID("cloud-app"))
 	if tok := app.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
