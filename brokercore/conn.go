@@ -3,6 +3,7 @@ package brokercore
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ type conn struct {
 	sess      *session
 
 	// Reader-goroutine state.
+	pub        packet.Publish // every inbound PUBLISH is decoded into it
 	aliasIn    map[uint16]string
 	connected  bool
 	inflightIn atomic.Int32 // QoS 1/2 publishes received and not yet fully acknowledged
@@ -82,12 +84,21 @@ type conn struct {
 }
 
 // inAck is the acknowledgement of one received QoS 1/2 PUBLISH (or a
-// PUBCOMP), sent when ready and when every earlier one has been sent.
+// PUBCOMP), sent when ready and when every earlier one has been sent. It
+// is itself the packet the writer encodes (appendAck): PUBACK, PUBREC or
+// PUBCOMP with packet id and reason code, no properties.
 type inAck struct {
-	ack     *packet.Ack
+	typ     packet.Type
+	pid     uint16
+	reason  byte
 	ready   bool
 	hold    bool // held by flow control (flow.go) until unhold
 	counted bool // decrements inflightIn when sent (PUBACK / PUBCOMP / failed PUBREC)
+	// For routed, the publish it acknowledges:
+	c      *conn
+	topic  string
+	qos    byte
+	noSubs bool // v5: no subscriber (reason 0x10)
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -178,14 +189,12 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.b.stats.BytesReceived.Add(int64(len(raw)))
-		// Decoded fields alias raw, which the next read reuses.
-		raw = bytes.Clone(raw)
-		p, _, err := packet.Decode(raw, c.version)
+		ok, err := c.handleRaw(raw)
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		if !c.handle(p) {
+		if !ok {
 			return
 		}
 		if len(c.blocked) > 0 && !c.waitFlow() {
@@ -465,7 +474,7 @@ func messageFromProps(m *msg.Message, pr *packet.Properties) {
 	}
 	m.ContentType = pr.ContentType
 	m.ResponseTopic = pr.ResponseTopic
-	m.CorrelationData = pr.CorrelationData
+	m.CorrelationData = bytes.Clone(pr.CorrelationData) // may alias the read buffer
 	if len(pr.User) > 0 {
 		m.UserProperties = make([]msg.UserProperty, len(pr.User))
 		for i, u := range pr.User {
@@ -474,7 +483,53 @@ func messageFromProps(m *msg.Message, pr *packet.Properties) {
 	}
 }
 
-// handle processes one packet after CONNECT; false ends the connection.
+// handleRaw processes the bytes of one packet after CONNECT (valid until
+// the next read); false ends the connection, an error is a bad packet.
+// The hot packets skip the generic decoder: a PUBLISH is decoded into the
+// connection's one packet.Publish (what is kept is copied), a 4-byte
+// PUBACK/PUBREC/PUBREL/PUBCOMP is read in place.
+func (c *conn) handleRaw(raw []byte) (bool, error) {
+	t := packet.Type(raw[0] >> 4)
+	switch t {
+	case packet.PUBLISH:
+		if _, err := packet.DecodePublish(raw, c.version, &c.pub); err != nil {
+			return false, err
+		}
+		return c.handlePublish(&c.pub), nil
+	case packet.PUBACK, packet.PUBREC, packet.PUBCOMP, packet.PUBREL:
+		flags := byte(0)
+		if t == packet.PUBREL {
+			flags = 0x02 // [MQTT-3.6.1-1]
+		}
+		if len(raw) == 4 && raw[0]&0x0f == flags && raw[1] == 2 {
+			if pid := binary.BigEndian.Uint16(raw[2:]); pid != 0 {
+				c.handleAck(t, pid, 0)
+				return true, nil
+			}
+		}
+	}
+	// Anything else: decoded fields alias raw, which the next read reuses.
+	p, _, err := packet.Decode(bytes.Clone(raw), c.version)
+	if err != nil {
+		return false, err
+	}
+	return c.handle(p), nil
+}
+
+// handleAck handles PUBACK, PUBREC, PUBCOMP (our deliveries) and PUBREL
+// (the client's QoS 2 publish).
+func (c *conn) handleAck(t packet.Type, pid uint16, reason byte) {
+	if t == packet.PUBREL {
+		c.handlePubrel(pid)
+		return
+	}
+	if !c.sess.ackOut(t, pid, reason) {
+		// Unknown id: ignored (a resend after reconnect may race an ack).
+		c.b.log.Debug("ack for unknown packet id ignored", "client", c.clientID, "packet", t.String(), "mid", pid)
+	}
+}
+
+// handle processes one decoded packet after CONNECT; false ends the connection.
 func (c *conn) handle(p packet.Packet) bool {
 	b := c.b
 	switch p := p.(type) {
@@ -482,13 +537,8 @@ func (c *conn) handle(p packet.Packet) bool {
 		return c.handlePublish(p)
 	case *packet.Ack:
 		switch p.PacketType {
-		case packet.PUBACK, packet.PUBREC, packet.PUBCOMP:
-			if !c.sess.ackOut(p.PacketType, p.PacketID, p.ReasonCode) {
-				// Unknown id: ignored (a resend after reconnect may race an ack).
-				b.log.Debug("ack for unknown packet id ignored", "client", c.clientID, "packet", p.PacketType.String(), "mid", p.PacketID)
-			}
-		case packet.PUBREL:
-			c.handlePubrel(p)
+		case packet.PUBACK, packet.PUBREC, packet.PUBCOMP, packet.PUBREL:
+			c.handleAck(p.PacketType, p.PacketID, p.ReasonCode)
 		}
 	case *packet.Subscribe:
 		return c.handleSubscribe(p)

@@ -24,7 +24,7 @@ const maxTaps = 4
 // fc is the publishing network connection (nil otherwise): the
 // connections with a closed flow gate that m went to are added to
 // fc.blocked, so its reader holds the publisher (flow.go).
-func (b *Broker) route(m *msg.Message, pre []msg.Op, fc *conn, done func(error)) {
+func (b *Broker) route(m *msg.Message, pre []msg.Op, fc *conn, done routeDone) {
 	var tapArr [maxTaps]msg.Tap
 	wanting := tapArr[:0]
 	b.tapMu.RLock()
@@ -107,7 +107,7 @@ func (b *Broker) route(m *msg.Message, pre []msg.Op, fc *conn, done func(error))
 			b.storeMu.Unlock()
 		}
 		if done != nil {
-			done(nil)
+			done.routed(nil)
 		}
 		return
 	}
@@ -187,12 +187,22 @@ func (b *Broker) deliverTo(m *msg.Message, subs []subRef, az Authorizer, ops []m
 // inprocNoACL: a bare in-process subscriber (Broker.Subscribe) is trusted.
 func (s *session) inprocNoACL() bool { return s.inproc && s.id == "" }
 
+// routeDone is told when a routed QoS 1/2 message is accepted (nil) or
+// refused (an interface, not a func, so a caller's state needs no closure
+// per message).
+type routeDone interface{ routed(err error) }
+
+// errChan is the routeDone of an in-process Publish.
+type errChan chan error
+
+func (e errChan) routed(err error) { e <- err }
+
 // tracker counts the done calls a QoS 1/2 publish waits for.
 type tracker struct {
 	n    atomicInt32
 	mu   sync.Mutex
 	err  error
-	done func(error)
+	done routeDone
 }
 
 func (t *tracker) one(err error) {
@@ -207,7 +217,7 @@ func (t *tracker) one(err error) {
 		t.mu.Lock()
 		err := t.err
 		t.mu.Unlock()
-		t.done(err)
+		t.done.routed(err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package brokercore
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -49,7 +50,9 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 		c.fail(packet.ReceiveMaximumExceeded, "receive maximum exceeded")
 		return false
 	}
-	m := &msg.Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, ClientID: c.clientID, Received: b.now()}
+	// p aliases the read buffer: keep a copy of the payload (the topic is
+	// a string of its own).
+	m := &msg.Message{Topic: p.Topic, Payload: bytes.Clone(p.Payload), QoS: p.QoS, Retain: p.Retain, ClientID: c.clientID, Received: b.now()}
 	if v5 {
 		messageFromProps(m, &p.Props)
 	}
@@ -69,7 +72,7 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 		if dup {
 			// Already received and routed: answer again, route nothing
 			// (exactly once, 4.3.3 method B).
-			c.queueAck(&inAck{ack: &packet.Ack{PacketType: packet.PUBREC, PacketID: p.PacketID}, ready: true})
+			c.queueAck(&inAck{typ: packet.PUBREC, pid: p.PacketID, ready: true})
 			return true
 		}
 	}
@@ -83,9 +86,9 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 		if p.QoS == 0 {
 			return true
 		}
-		a := &inAck{ack: &packet.Ack{PacketType: ackType, PacketID: p.PacketID}, ready: true}
+		a := &inAck{typ: ackType, pid: p.PacketID, ready: true}
 		if v5 {
-			a.ack.ReasonCode = packet.NotAuthorized
+			a.reason = packet.NotAuthorized
 		} else if p.QoS == 2 {
 			// 3.1.1 completes the exchange as if accepted; the PUBCOMP
 			// that ends it decrements the count.
@@ -103,49 +106,53 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 	}
 	// hold: the ack waits for flow control too (released below, or by
 	// waitFlow once the subscribers it went to have room).
-	a := &inAck{ack: &packet.Ack{PacketType: ackType, PacketID: p.PacketID}, counted: p.QoS == 1, hold: true}
+	a := &inAck{typ: ackType, pid: p.PacketID, counted: p.QoS == 1, hold: true}
 	c.inflightIn.Add(1)
 	c.queueAck(a)
 	var pre []msg.Op
 	if p.QoS == 2 {
 		pre = c.recordQoS2(p.PacketID)
 	}
-	pid, qos := p.PacketID, p.QoS
 	// v5: tell the publisher nobody got it (0x10, as Mosquitto), still a success.
-	noSubs := v5 && !b.HasSubscribers(m.Topic)
+	a.noSubs = v5 && !b.HasSubscribers(m.Topic)
+	a.c, a.topic, a.qos = c, m.Topic, p.QoS
 	c.routing.Store(true)
-	defer c.routing.Store(false)
-	defer func() {
-		if len(c.blocked) > 0 {
-			c.heldAck = a
-		} else {
-			c.unhold(a)
-		}
-	}()
-	b.route(m, pre, c, func(err error) {
-		if err != nil {
-			b.stats.Dropped.TapFailed.Add(1)
-			if !v5 {
-				// 3.1.1 has no negative acknowledgement: close the connection.
-				b.log.Warn("message not accepted (tap or store failed); disconnecting", "client", c.clientID, "address", c.addr, "topic", m.Topic, "err", err)
-				c.setReason("message not accepted: " + err.Error())
-				c.closeAfter(nil)
-				c.interrupt()
-				return
-			}
-			b.log.Warn("message not accepted (tap or store failed)", "client", c.clientID, "topic", m.Topic, "err", err)
-			a.ack.ReasonCode = ackReason(err)
-			if qos == 2 {
-				// A PUBREC with a failure code ends the exchange (4.3.3).
-				c.forgetQoS2(pid)
-				a.counted = true
-			}
-		} else if noSubs {
-			a.ack.ReasonCode = packet.NoMatchingSubscribers
-		}
-		c.ackReady(a)
-	})
+	b.route(m, pre, c, a)
+	c.routing.Store(false)
+	if len(c.blocked) > 0 {
+		c.heldAck = a
+	} else {
+		c.unhold(a)
+	}
 	return true
+}
+
+// routed is called by route once the message a acknowledges is accepted
+// (taps, store) or refused (err).
+func (a *inAck) routed(err error) {
+	c := a.c
+	b := c.b
+	if err != nil {
+		b.stats.Dropped.TapFailed.Add(1)
+		if c.version != packet.V5 {
+			// 3.1.1 has no negative acknowledgement: close the connection.
+			b.log.Warn("message not accepted (tap or store failed); disconnecting", "client", c.clientID, "address", c.addr, "topic", a.topic, "err", err)
+			c.setReason("message not accepted: " + err.Error())
+			c.closeAfter(nil)
+			c.interrupt()
+			return
+		}
+		b.log.Warn("message not accepted (tap or store failed)", "client", c.clientID, "topic", a.topic, "err", err)
+		a.reason = ackReason(err)
+		if a.qos == 2 {
+			// A PUBREC with a failure code ends the exchange (4.3.3).
+			c.forgetQoS2(a.pid)
+			a.counted = true
+		}
+	} else if a.noSubs {
+		a.reason = packet.NoMatchingSubscribers
+	}
+	c.ackReady(a)
 }
 
 // recordQoS2 notes an inbound QoS 2 packet id between PUBREC and PUBREL and
@@ -201,7 +208,7 @@ func (c *conn) flushAcks() {
 	n := 0
 	for n < len(c.acks) && c.acks[n].ready && !c.acks[n].hold {
 		a := c.acks[n]
-		c.send(a.ack)
+		c.send(a)
 		if a.counted {
 			c.inflightIn.Add(-1)
 		}
@@ -216,25 +223,25 @@ func (c *conn) flushAcks() {
 }
 
 // handlePubrel answers PUBREL with PUBCOMP (4.3.3), after earlier acks.
-func (c *conn) handlePubrel(p *packet.Ack) {
+func (c *conn) handlePubrel(pid uint16) {
 	b := c.b
 	s := c.sess
 	locked := s.lockStore()
 	s.mu.Lock()
-	_, ok := s.inQoS2[p.PacketID]
-	delete(s.inQoS2, p.PacketID)
+	_, ok := s.inQoS2[pid]
+	delete(s.inQoS2, pid)
 	var ops []msg.Op
 	if ok && s.persistent && b.store != nil {
-		ops = []msg.Op{{Key: qos2Key(s.id, p.PacketID), Delete: true}}
+		ops = []msg.Op{{Key: qos2Key(s.id, pid), Delete: true}}
 	}
 	s.mu.Unlock()
 	b.commitLocked(ops, nil)
 	if locked {
 		b.storeMu.Unlock()
 	}
-	a := &inAck{ack: &packet.Ack{PacketType: packet.PUBCOMP, PacketID: p.PacketID}, ready: true, counted: ok}
+	a := &inAck{typ: packet.PUBCOMP, pid: pid, ready: true, counted: ok}
 	if !ok && c.version == packet.V5 {
-		a.ack.ReasonCode = packet.PacketIdentifierNotFound
+		a.reason = packet.PacketIdentifierNotFound
 	}
 	c.queueAck(a)
 }

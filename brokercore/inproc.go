@@ -48,8 +48,8 @@ func (b *Broker) publishAs(ctx context.Context, m msg.Message, clientID, usernam
 		b.route(&m, nil, nil, nil)
 		return nil
 	}
-	ch := make(chan error, 1)
-	b.route(&m, nil, nil, func(err error) { ch <- err })
+	ch := make(errChan, 1)
+	b.route(&m, nil, nil, ch)
 	select {
 	case err := <-ch:
 		if err != nil {

@@ -255,9 +255,19 @@ func (s *session) allocPID() uint16 {
 	}
 }
 
-// publishPacket builds the PUBLISH for om; s.mu held. The message expiry
-// interval sent is what remains of it [MQTT-3.3.2-6].
-func (s *session) publishPacket(om *outMsg, dup bool) *packet.Publish {
+// Type makes a first send of om (no DUP) a packet the writer encodes
+// straight from the message, without building a packet.Publish (MQTT 3.1
+// and 3.1.1 connections, see publishPacket).
+func (*outMsg) Type() packet.Type { return packet.PUBLISH }
+
+// publishPacket returns the PUBLISH for om; s.mu held. For MQTT 3.1 and
+// 3.1.1 a first send is om itself (writer.go appendPublishV3); otherwise a
+// packet.Publish. The message expiry interval sent is what remains of it
+// [MQTT-3.3.2-6].
+func (s *session) publishPacket(om *outMsg, dup bool) packet.Packet {
+	if !dup && s.conn != nil && s.conn.version != packet.V5 {
+		return om
+	}
 	m := om.m
 	p := &packet.Publish{
 		Dup:      dup,

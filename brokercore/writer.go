@@ -1,6 +1,7 @@
 package brokercore
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
@@ -27,7 +28,7 @@ func (c *conn) send(p packet.Packet) {
 
 // sendPublish queues a PUBLISH. QoS 0 ones are counted by the flow gate
 // until written; it reports whether the gate is closed (flow.go).
-func (c *conn) sendPublish(p *packet.Publish, qos0 bool) (full bool) {
+func (c *conn) sendPublish(p packet.Packet, qos0 bool) (full bool) {
 	c.outMu.Lock()
 	if c.outClosed {
 		c.outMu.Unlock()
@@ -136,8 +137,15 @@ func (c *conn) writeBatch(batch []packet.Packet) bool {
 	qos0 := 0
 	for i, p := range batch {
 		batch[i] = nil
-		if pub, ok := p.(*packet.Publish); ok && pub.QoS == 0 {
-			qos0++
+		switch pub := p.(type) {
+		case *outMsg:
+			if pub.qos == 0 {
+				qos0++
+			}
+		case *packet.Publish:
+			if pub.QoS == 0 {
+				qos0++
+			}
 		}
 		if qos0 == flowChunk {
 			c.flow.addQoS0(-qos0) // encoded or dropped: room for more
@@ -191,6 +199,20 @@ func (c *conn) writeFailed(err error) {
 // Maximum Packet Size. A packet not to send leaves dst as it was.
 func (c *conn) encode(dst []byte, p packet.Packet) ([]byte, error) {
 	start := len(dst)
+	if a, ok := p.(*inAck); ok {
+		return appendAck(dst, a, c.version), nil
+	}
+	if om, ok := p.(*outMsg); ok {
+		out, err := appendPublishV3(dst, om)
+		if err != nil {
+			return dst, err
+		}
+		c.b.stats.countPublishSent(om.qos, len(out)-start)
+		if c.debug {
+			c.b.log.Debug("Sending PUBLISH", "client", c.clientID, "dup", false, "qos", om.qos, "retain", om.retain, "mid", om.pid, "topic", om.m.Topic, "bytes", len(om.m.Payload))
+		}
+		return out, nil
+	}
 	pub, isPub := p.(*packet.Publish)
 	if isPub && c.version == packet.V5 && c.aliasMax > 0 {
 		c.applyAlias(pub)
@@ -242,4 +264,52 @@ func (c *conn) applyAlias(pub *packet.Publish) {
 	a := uint16(len(c.aliasOut) + 1)
 	c.aliasOut[pub.Topic] = a
 	pub.Props.TopicAlias = &a
+}
+
+// appendPublishV3 encodes the first send of om as an MQTT 3.1/3.1.1
+// PUBLISH (section 3.3): fixed header, topic, packet id (QoS 1/2), payload.
+// It reads only fields of om that do not change while om is queued.
+func appendPublishV3(dst []byte, om *outMsg) ([]byte, error) {
+	m := om.m
+	rl := 2 + len(m.Topic) + len(m.Payload)
+	if om.qos > 0 {
+		rl += 2
+	}
+	if rl > packet.MaxRemainingLength || len(m.Topic) > 65535 {
+		return dst, fmt.Errorf("encode PUBLISH %q: remaining length %d over %d: %w", m.Topic, rl, packet.MaxRemainingLength, packet.ErrInvalid)
+	}
+	first := byte(packet.PUBLISH)<<4 | om.qos<<1
+	if om.retain {
+		first |= 0x01
+	}
+	dst = append(dst, first)
+	for { // Remaining Length, variable byte integer (1.5.5)
+		b := byte(rl & 0x7f)
+		rl >>= 7
+		if rl > 0 {
+			dst = append(dst, b|0x80)
+			continue
+		}
+		dst = append(dst, b)
+		break
+	}
+	dst = append(dst, byte(len(m.Topic)>>8), byte(len(m.Topic)))
+	dst = append(dst, m.Topic...)
+	if om.qos > 0 {
+		dst = append(dst, byte(om.pid>>8), byte(om.pid))
+	}
+	return append(dst, m.Payload...), nil
+}
+
+// Type makes an inAck the packet it stands for.
+func (a *inAck) Type() packet.Type { return a.typ }
+
+// appendAck encodes a PUBACK, PUBREC or PUBCOMP (sections 3.4, 3.5, 3.7):
+// the packet id, and in MQTT 5 the reason code unless it is 0 Success
+// (3.4.2.1: then it may be left out, remaining length 2).
+func appendAck(dst []byte, a *inAck, version byte) []byte {
+	if version == packet.V5 && a.reason != 0 {
+		return append(dst, byte(a.typ)<<4, 3, byte(a.pid>>8), byte(a.pid), a.reason)
+	}
+	return append(dst, byte(a.typ)<<4, 2, byte(a.pid>>8), byte(a.pid))
 }
