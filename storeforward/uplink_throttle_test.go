@@ -106,7 +106,7 @@ func TestUplinkThrottledNotLost(t *testing.T) {
 	r := startForwarder(t, baseConfig("mqtt://"+srv.ln.Addr().String(), 5), Deps{DB: db})
 	ms, ps := seqMessages("sensors/t", 1, 0, 60)
 	publish(t, r.f.Tap(), ms...)
-	poll(t, "all 60 accepted", 20*time.Second, func() bool { return len(srv.got()) >= 60 })
+	poll(t, "all 60 accepted", 60*time.Second, func() bool { return len(srv.got()) >= 60 })
 	waitDrained(t, r.f, 10*time.Second)
 	seen := map[string]int{}
 	for _, p := range srv.got() {
