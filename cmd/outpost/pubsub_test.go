@@ -5,65 +5,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/outpost-iot/outpost/test/mosquittotest"
 )
 
 // startTestMosquitto runs Debian's mosquitto on a free loopback port with
 // every log line captured, and stops it when the test ends.
 func startTestMosquitto(t *testing.T, listenerConf ...string) (port string, log func() string) {
 	t.Helper()
-	const bin = "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("mosquitto not installed at %s (apt-get install -y mosquitto): %v", bin, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port = fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	dir := t.TempDir()
-	conf := fmt.Sprintf("user root\nlog_dest stderr\nlog_type all\nallow_anonymous true\npersistence true\npersistence_location %s/\nlistener %s 127.0.0.1\n%s\n",
-		dir, port, strings.Join(listenerConf, "\n"))
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	cmd := exec.Command(bin, "-c", path)
-	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
+	srv := mosquittotest.Start(t, mosquittotest.Options{
+		AllowAnonymous: true,
+		Persistence:    true,
+		Listeners:      []mosquittotest.Listener{{Lines: listenerConf}},
 	})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	log = func() string { mu.Lock(); defer mu.Unlock(); return buf.String() }
-	poll(t, "mosquitto listening", func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return port, log
+	return fmt.Sprint(srv.Port()), srv.Log
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func poll(t *testing.T, what string, cond func() bool) {
 	t.Helper()
