@@ -243,7 +243,7 @@ func (b *Broker) load() error {
 			b.log.Error("skipping unreadable retained message", "key", string(k), "err", d.err)
 			return nil
 		}
-		b.retained.m[m.Topic] = m
+		b.retained.put(m.Topic, m)
 		return nil
 	})
 	if err != nil {
