@@ -199,19 +199,28 @@ func (b *Broker) detachSession(s *session, c *conn, owner *inprocSession, sendWi
 	}
 	// Online the queue may have grown past max_queued (flow control holds
 	// publishers instead of dropping); offline the policy is max_queued,
-	// oldest dropped.
-	trim := persistent && len(s.queue) > b.cfg.MaxQueued
+	// oldest dropped. The session record keeps the disconnect time, so
+	// the expiry counts from it across a restart.
+	save := persistent && s.writes.Load()
 	s.mu.Unlock()
-	if trim {
+	if save {
 		b.storeMu.Lock()
 		s.mu.Lock()
 		var ops []msg.Op
-		if !s.online() {
+		if !s.online() && !s.gone && s.persistent {
 			ops = s.trimLocked(b.cfg.MaxQueued, nil)
+			ops = append(ops, msg.Op{Key: infoKey(s.id), Value: encodeInfo(s)})
+			s.storedInfo = true
 		}
 		s.mu.Unlock()
 		b.commitLocked(ops, nil)
 		b.storeMu.Unlock()
+	} else if persistent {
+		s.mu.Lock()
+		if !s.online() && !s.gone {
+			s.trimLocked(b.cfg.MaxQueued, nil) // no store: nothing to write
+		}
+		s.mu.Unlock()
 	}
 	if will != nil {
 		b.publishWill(s, will)

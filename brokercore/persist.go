@@ -195,7 +195,8 @@ func decodeOutMsg(b []byte) (*outMsg, error) {
 	return om, d.err
 }
 
-// encodeInfo encodes the session record; s.mu held.
+// encodeInfo encodes the session record: expiry, username,
+// subscriptions, disconnect time; s.mu held.
 func encodeInfo(s *session) []byte {
 	e := enc{}
 	e.b = append(e.b, formatVersion)
@@ -209,6 +210,14 @@ func encodeInfo(s *session) []byte {
 		e.bool(o.RetainAsPublished)
 		e.u(uint64(o.RetainHandling))
 		e.u(uint64(o.SubID))
+	}
+	// Appended field (older records end before it): when the session
+	// went offline, so its expiry counts from then across a restart;
+	// 0 while online.
+	if s.online() || s.offSince.IsZero() {
+		e.i(0)
+	} else {
+		e.i(s.offSince.UnixNano())
 	}
 	return e.b
 }
@@ -225,6 +234,12 @@ func decodeInfo(s *session, b []byte) error {
 		f := d.str()
 		o := subOpts{QoS: d.byte1(), NoLocal: d.bool(), RetainAsPublished: d.bool(), RetainHandling: d.byte1(), SubID: uint32(d.u())}
 		s.subs[f] = o
+	}
+	if d.err == nil && len(d.b) > 0 {
+		// A session online at a crash has 0: its expiry counts from the load.
+		if ns := d.i(); ns != 0 {
+			s.offSince = time.Unix(0, ns)
+		}
 	}
 	return d.err
 }

@@ -75,3 +75,56 @@ func TestMaxQueuedDropsCounted(t *testing.T) {
 		}
 	}
 }
+
+// A persistent session's expiry counts from its disconnect, also across
+// a restart: the disconnect time is in the session record.
+func TestSessionExpirySurvivesRestart(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	st := newMem()
+	start := func() *Broker {
+		b, err := New(Config{Listeners: testListeners(), SysInterval: -1}, Options{Store: st, Now: clock, Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	stop := func(b *Broker) {
+		if err := b.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func(b *Broker, id string) bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.sessions[id] != nil
+	}
+	b := start()
+	exp := func(cp *packet.Connect) { cp.Props.SessionExpiry = u32(10) }
+	c := connected(t, b, packet.V5, "x", false, exp)
+	c.subscribe(1, "a", 1)
+	c.send(&packet.Disconnect{})
+	c.closed()
+	poll(t, "offline", func() bool { return b.Stats().ClientsConnected.Load() == 0 })
+	advance(6 * time.Second)
+	stop(b)
+
+	// Restarted 6 s after the disconnect: 4 s left, not 10.
+	b = start()
+	defer stop(b)
+	advance(3 * time.Second)
+	b.sweep(clock())
+	if !has(b, "x") {
+		t.Fatal("session gone 9 s after its disconnect; expiry is 10 s")
+	}
+	advance(2 * time.Second)
+	b.sweep(clock())
+	if has(b, "x") {
+		t.Fatal("session still there 11 s after its disconnect (expiry 10 s): the restart reset its clock")
+	}
+}
