@@ -21,7 +21,8 @@ import (
 )
 
 // conn is one network client: a read goroutine (readLoop, which handles
-// every inbound packet in order) and a write goroutine (writeLoop).
+// every inbound packet in order) and, while there is something to send, a
+// write goroutine (writeLoop).
 type conn struct {
 	b     *Broker
 	nc    net.Conn

@@ -186,8 +186,6 @@ func (s *session) trimLocked(max int, ops []msg.Op) []msg.Op {
 	return ops
 }
 
-func (c *conn) isNil() bool { return c == nil }
-
 // lockStore takes storeMu if the session may write to the store and
 // reports whether it did. A session that does not (see writes) produces
 // no store writes, so its state changes need no place in the commit order.
