@@ -252,3 +252,15 @@ func ackReason(err error) byte {
 	}
 	return 0x80
 }
+
+// tapWants reports whether a tap takes m.
+func (b *Broker) tapWants(m *msg.Message) bool {
+	b.tapMu.RLock()
+	defer b.tapMu.RUnlock()
+	for _, t := range b.taps {
+		if t.Wants(m) {
+			return true
+		}
+	}
+	return false
+}

@@ -113,8 +113,9 @@ func (c *conn) handlePublish(p *packet.Publish) bool {
 	if p.QoS == 2 {
 		pre = c.recordQoS2(p.PacketID)
 	}
-	// v5: tell the publisher nobody got it (0x10, as Mosquitto), still a success.
-	a.noSubs = v5 && !b.HasSubscribers(m.Topic)
+	// v5: tell the publisher nobody got it (0x10, as Mosquitto), still a
+	// success; a message a tap takes (bound for the cloud) was not for nobody.
+	a.noSubs = v5 && !b.HasSubscribers(m.Topic) && !b.tapWants(m)
 	a.c, a.topic, a.qos = c, m.Topic, p.QoS
 	c.routing.Store(true)
 	b.route(m, pre, c, a)
