@@ -75,9 +75,12 @@ func (b *Broker) Subscribe(filter string, qos byte, fn func(msg.Message)) (cance
 	s.inproc = true
 	s.deliver = fn
 	s.window = b.cfg.MaxInflight
-	_, retained := s.subscribe(filter, subOpts{QoS: qos})
+	// In-process subscribers see the retain flag as published (the v5
+	// Retain As Published option): the console's topic tree shows it.
+	opts := subOpts{QoS: qos, RetainAsPublished: true}
+	_, retained := s.subscribe(filter, opts)
 	b.stats.Subscriptions.Store(int64(b.subCount()))
-	b.sendRetained(s, retained, subOpts{QoS: qos})
+	b.sendRetained(s, retained, opts)
 	var once sync.Once
 	return func() {
 		once.Do(func() {

@@ -72,3 +72,31 @@ func TestClientsList(t *testing.T) {
 		t.Errorf("sn-node = %+v", sn)
 	}
 }
+
+// In-process subscribers get the retain flag as published, live and
+// retained alike (the console marks retained topics from it).
+func TestInprocSubscribeRetainAsPublished(t *testing.T) {
+	srv := brokertest.NewServer(t)
+	got := make(chan msg.Message, 4)
+	cancel, err := srv.Broker.Subscribe("r/#", 1, func(m msg.Message) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	ctx := context.Background()
+	srv.Broker.Publish(ctx, msg.Message{Topic: "r/kept", QoS: 1, Retain: true, Payload: []byte("1")})
+	srv.Broker.Publish(ctx, msg.Message{Topic: "r/live", QoS: 1, Payload: []byte("2")})
+	for _, want := range []struct {
+		topic  string
+		retain bool
+	}{{"r/kept", true}, {"r/live", false}} {
+		select {
+		case m := <-got:
+			if m.Topic != want.topic || m.Retain != want.retain {
+				t.Errorf("got %s retain=%v, want %s retain=%v", m.Topic, m.Retain, want.topic, want.retain)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no message on %s", want.topic)
+		}
+	}
+}

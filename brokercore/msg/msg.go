@@ -100,8 +100,10 @@ type Publisher interface {
 //
 // fn is called from the broker's delivery path, one call at a time per
 // subscription and in order; it must not block for long (hand the message to
-// a buffered channel or queue). cancel removes the subscription and waits
-// until no call of fn is running.
+// a buffered channel or queue). Messages carry the retain flag as
+// published (MQTT 5 Retain As Published), so a subscriber can tell a
+// retained value from a passing one. cancel removes the subscription and
+// waits until no call of fn is running.
 type Subscriber interface {
 	Subscribe(filter string, qos byte, fn func(Message)) (cancel func(), err error)
 }
