@@ -24,9 +24,8 @@
 # run (max_queued 200000), nothing else changed from their defaults
 # (mosquitto keeps its default set_tcp_nodelay false).
 # mqttsn and durable exist only in outpost and run against it alone;
-# "durable qos1 (tap wired)" runs test/bench/durablehub (outpost's broker,
-# database and forwarding tap, wired as the hub will) because `outpost run`
-# does not build the store-and-forward part yet.
+# durable runs `outpost run` with a forward rule and the uplink off, so
+# every QoS 1 publish is fsynced into the queue before its PUBACK.
 #
 # Broker CPU comes in clock ticks of 10 ms: a case's measured phase uses
 # 0.1-10 s of broker CPU at -s 1, so the figure is good to a few percent;
@@ -73,12 +72,11 @@ trap cleanup EXIT
 COMMIT="$(git -C "$ROOT" rev-parse --short=12 HEAD)"
 if [ "$WORKTREE" = 1 ]; then
   COMMIT="$COMMIT+worktree"
-  (cd "$ROOT" && go build -o "$TMP/outpost" ./cmd/outpost && go build -o "$TMP/durablehub" ./test/bench/durablehub)
+  (cd "$ROOT" && go build -o "$TMP/outpost" ./cmd/outpost)
 else
   mkdir -p "$TMP/src"
   git -C "$ROOT" archive HEAD | tar -x -C "$TMP/src"
-  (cd "$TMP/src" && GOFLAGS=-mod=mod go build -ldflags "-X main.version=$COMMIT" -o "$TMP/outpost" ./cmd/outpost &&
-    GOFLAGS=-mod=mod go build -o "$TMP/durablehub" ./test/bench/durablehub)
+  (cd "$TMP/src" && GOFLAGS=-mod=mod go build -ldflags "-X main.version=$COMMIT" -o "$TMP/outpost" ./cmd/outpost)
 fi
 OUTPOST="$TMP/outpost"
 echo "compare.sh: outpost $COMMIT, $(mosquitto -h 2>/dev/null | head -1), $(nproc) cores, scale $SCALE, $ROUNDS rounds" >&2
@@ -144,15 +142,6 @@ CONF
   wait_port "$1" "$BROKER_PID" || { cat "$dir/log" >&2; echo "compare.sh: outpost did not start" >&2; exit 1; }
 }
 
-# start_durablehub PORT: broker + Badger + forwarding tap, as the hub will
-# wire them (see test/bench/durablehub).
-start_durablehub() {
-  local dir="$TMP/run/durablehub"; rm -rf "$dir"; mkdir -p "$dir"
-  "$TMP/durablehub" -listen "127.0.0.1:$1" -data "$dir/data" -filter "bench/#" 2>"$dir/log" &
-  BROKER_PID=$!
-  wait_port "$1" "$BROKER_PID" || { cat "$dir/log" >&2; echo "compare.sh: durablehub did not start" >&2; exit 1; }
-}
-
 stop_broker() {
   kill "$BROKER_PID" 2>/dev/null || true
   wait "$BROKER_PID" 2>/dev/null || true
@@ -177,7 +166,6 @@ CASES=(
   "fan-in qos2 w64 (default limits)|both|default|fan-in -q 2 -w 64 -n $(n 20000)"
   "mqttsn qos1|outpost|sized|mqttsn -q 1 -n $(n 5000)"
   "durable qos1|outpost|sized|durable -n $(n 5000)"
-  "durable qos1 (tap wired)|durablehub|sized|durable -n $(n 5000)"
 )
 
 RESULTS="$OUT/results.jsonl"
@@ -190,7 +178,6 @@ for round in $(seq 1 "$ROUNDS"); do
     order="mosquitto outpost"
     [ $((round % 2)) = 0 ] && order="outpost mosquitto"   # interleave: neither always goes first
     [ "$brokers" = outpost ] && order="outpost"
-    [ "$brokers" = durablehub ] && order="durablehub"
     for b in $order; do
       port=$(free_port)
       snport=0 durable=0
@@ -199,12 +186,10 @@ for round in $(seq 1 "$ROUNDS"); do
       case $b in
         mosquitto) start_mosquitto "$port" "$limits" ;;
         outpost) start_outpost "$port" "$snport" "$durable" "$limits" ;;
-        durablehub) start_durablehub "$port" ;;
       esac
       echo "compare.sh: round $round, $label, $b" >&2
       # shellcheck disable=SC2086
-      label_b=$b; [ "$b" = durablehub ] && label_b=outpost   # same column: it is outpost's broker and tap
-      "$OUTPOST" bench $args -p "$port" --sn-port "$snport" --broker "$label_b" --case "$label" \
+      "$OUTPOST" bench $args -p "$port" --sn-port "$snport" --broker "$b" --case "$label" \
         --broker-pid "$BROKER_PID" --round "$round" --commit "$COMMIT" --json >>"$RESULTS" \
         || echo "compare.sh: $label on $b, round $round: bench exited $? (kept in the results)" >&2
       stop_broker
