@@ -335,17 +335,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed = true
-	ls := b.listeners
-	conns := make([]*conn, 0, len(b.conns))
-	for c := range b.conns {
-		conns = append(conns, c)
-	}
-	b.mu.Unlock()
-	b.cancel()
-	for _, l := range ls {
-		l.Close()
-	}
+	conns := b.closeLocked()
 	for _, c := range conns {
 		c.shutdown()
 	}
@@ -544,6 +534,16 @@ type counter = atomic.Int64
 func (b *Broker) crash() {
 	b.crashed.Store(true)
 	b.mu.Lock()
+	for _, c := range b.closeLocked() {
+		c.nc.Close()
+	}
+	b.wg.Wait()
+}
+
+// closeLocked marks the broker closed, stops its listeners and goroutines'
+// context, and returns the connections to end. It is called with b.mu held
+// and releases it.
+func (b *Broker) closeLocked() []*conn {
 	b.closed = true
 	ls := b.listeners
 	conns := make([]*conn, 0, len(b.conns))
@@ -555,8 +555,5 @@ func (b *Broker) crash() {
 	for _, l := range ls {
 		l.Close()
 	}
-	for _, c := range conns {
-		c.nc.Close()
-	}
-	b.wg.Wait()
+	return conns
 }
