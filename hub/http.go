@@ -234,6 +234,8 @@ func brokerStats(s *brokercore.Stats) console.BrokerStats {
 		ClientsDisconnected: s.ClientsDisconnected.Load(),
 		MessagesReceived:    s.MessagesReceived.Load(),
 		MessagesSent:        s.MessagesSent.Load(),
+		ReceivedByQoS:       [3]int64{s.ReceivedByQoS[0].Load(), s.ReceivedByQoS[1].Load(), s.ReceivedByQoS[2].Load()},
+		SentByQoS:           [3]int64{s.SentByQoS[0].Load(), s.SentByQoS[1].Load(), s.SentByQoS[2].Load()},
 		BytesReceived:       s.BytesReceived.Load(),
 		BytesSent:           s.BytesSent.Load(),
 		Subscriptions:       s.Subscriptions.Load(),

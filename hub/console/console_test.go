@@ -180,6 +180,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		"outpost_broker_clients_connected 3",
 		"outpost_broker_messages_received_total 100",
+		`outpost_broker_messages_received_by_qos_total{qos="1"} 30`,
 		`outpost_broker_dropped_messages_total{reason="queue_full"} 1`,
 		`outpost_mqttsn_clients{state="active"} 1`,
 		`outpost_sensor_up{driver="bme280",sensor="mast"} 1`,

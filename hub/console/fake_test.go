@@ -99,7 +99,7 @@ func (f *fakeParts) set(fn func(*fakeParts)) {
 func newFakeParts() *fakeParts {
 	t0 := time.Date(2026, 11, 28, 13, 0, 0, 0, time.UTC)
 	return &fakeParts{
-		broker: BrokerStats{ClientsConnected: 3, ClientsTotal: 7, MessagesReceived: 100, MessagesSent: 250, Subscriptions: 4, Retained: 2,
+		broker: BrokerStats{ClientsConnected: 3, ClientsTotal: 7, MessagesReceived: 100, MessagesSent: 250, ReceivedByQoS: [3]int64{60, 30, 10}, Subscriptions: 4, Retained: 2,
 			Dropped: map[string]int64{"queue_full": 1}},
 		uplink: UplinkState{Enabled: true, State: "connected", URL: "mqtts://cloud.example.com:8883", LastConnect: t0},
 		queue: QueueState{Depth: 12, Bytes: 3400, OldestAge: Duration(90 * time.Second), Rate: 2, ETA: Duration(6 * time.Second),

@@ -3,6 +3,7 @@ package console
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"strconv"
 )
 
 // newRegistry is the console's own Prometheus registry (never the global
@@ -30,6 +31,8 @@ var (
 	dClientsTotal     = desc("broker_connections_total", "Connections accepted since start.")
 	dMsgsRecv         = desc("broker_messages_received_total", "PUBLISH received (all QoS), wills and in-process publishes.")
 	dMsgsSent         = desc("broker_messages_sent_total", "PUBLISH sent (all QoS) and in-process deliveries.")
+	dMsgsRecvQoS      = desc("broker_messages_received_by_qos_total", "PUBLISH received, by QoS.", "qos")
+	dMsgsSentQoS      = desc("broker_messages_sent_by_qos_total", "PUBLISH sent, by QoS.", "qos")
 	dBytesRecv        = desc("broker_bytes_received_total", "Bytes received by the broker.")
 	dBytesSent        = desc("broker_bytes_sent_total", "Bytes sent by the broker.")
 	dSubs             = desc("broker_subscriptions", "Subscriptions now.")
@@ -92,6 +95,10 @@ func (p *partsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(dClientsTotal, float64(b.ClientsTotal))
 		counter(dMsgsRecv, float64(b.MessagesReceived))
 		counter(dMsgsSent, float64(b.MessagesSent))
+		for q := range 3 {
+			counter(dMsgsRecvQoS, float64(b.ReceivedByQoS[q]), strconv.Itoa(q))
+			counter(dMsgsSentQoS, float64(b.SentByQoS[q]), strconv.Itoa(q))
+		}
 		counter(dBytesRecv, float64(b.BytesReceived))
 		counter(dBytesSent, float64(b.BytesSent))
 		gauge(dSubs, float64(b.Subscriptions))

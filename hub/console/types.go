@@ -49,6 +49,8 @@ type BrokerStats struct {
 	ClientsDisconnected int64            `json:"clients_disconnected"` // persistent sessions offline
 	MessagesReceived    int64            `json:"messages_received"`
 	MessagesSent        int64            `json:"messages_sent"`
+	ReceivedByQoS       [3]int64         `json:"received_by_qos"` // PUBLISH received at QoS 0, 1, 2
+	SentByQoS           [3]int64         `json:"sent_by_qos"`
 	BytesReceived       int64            `json:"bytes_received"`
 	BytesSent           int64            `json:"bytes_sent"`
 	Subscriptions       int64            `json:"subscriptions"`
