@@ -192,8 +192,11 @@ func TestUplinkLinkDrops(t *testing.T) {
 				want["sites/a/sensors/t"] = append(want["sites/a/sensors/t"], p1...)
 				want["sites/a/alarm/x"] = append(want["sites/a/alarm/x"], p2...)
 				publish(t, r.f.Tap(), append(m1, m2...)...)
-				// Let some of it go, then drop the link mid-flight.
+				// Let some of it go, then drop the link mid-flight: on a
+				// live connection (the one after the previous drop), so
+				// every drop is a drop and two cannot fold into one.
 				waitSent(t, r.f, int64((i+1)*perRound/2), 10*time.Second)
+				waitConnects(t, r.f, int64(i+1), 10*time.Second)
 				if i == rounds/2 {
 					cl.Stop()
 					cl.Restart()
@@ -221,6 +224,23 @@ func TestUplinkLinkDrops(t *testing.T) {
 			}
 			t.Logf("QoS 1 duplicates %d over %d drops; status %+v", dups["sites/a/sensors/t"], rounds, st)
 		})
+	}
+}
+
+// waitConnects polls until the forwarder has connected n times and is
+// connected now.
+func waitConnects(t *testing.T, f *Forwarder, n int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := f.Status()
+		if int64(st.Connects) >= n && st.State == StateConnected {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forwarder connected %d times (state %s), want %d within %v", st.Connects, st.State, n, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
