@@ -298,12 +298,7 @@ func (b *Broker) startExpiry() {
 
 func (b *Broker) sweep(now time.Time) {
 	b.limitLog.flush(now, false)
-	b.mu.Lock()
-	all := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		all = append(all, s)
-	}
-	b.mu.Unlock()
+	all := b.sessionList()
 	for _, s := range all {
 		s.mu.Lock()
 		if s.qDropped > 0 && (s.qDropLog.IsZero() || now.Sub(s.qDropLog) >= limitLogInterval) {
@@ -339,12 +334,7 @@ func (b *Broker) sweep(now time.Time) {
 // flushDelayedWills publishes every will still waiting for its delay (the
 // server is shutting down, which ends the wait).
 func (b *Broker) flushDelayedWills() {
-	b.mu.Lock()
-	all := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		all = append(all, s)
-	}
-	b.mu.Unlock()
+	all := b.sessionList()
 	for _, s := range all {
 		s.mu.Lock()
 		var will *msg.Message
@@ -378,4 +368,17 @@ func (b *Broker) publishWill(s *session, will *msg.Message) {
 	b.log.Debug("Sending will", "client", s.id, "topic", m.Topic)
 	b.stats.countReceived(&m)
 	b.route(&m, nil, nil, nil)
+}
+
+// sessionList is a snapshot of the sessions, taken under b.mu, for work
+// that must then lock each session on its own (lock order: b.mu before
+// session.mu, never both held for the walk).
+func (b *Broker) sessionList() []*session {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	all := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		all = append(all, s)
+	}
+	return all
 }

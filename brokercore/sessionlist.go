@@ -31,12 +31,7 @@ type SubscriptionInfo struct {
 
 // Clients lists the sessions, sorted by client id.
 func (b *Broker) Clients() []ClientInfo {
-	b.mu.Lock()
-	ss := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		ss = append(ss, s)
-	}
-	b.mu.Unlock()
+	ss := b.sessionList()
 	out := make([]ClientInfo, 0, len(ss))
 	for _, s := range ss {
 		s.mu.Lock()
