@@ -276,15 +276,7 @@ func (db *DB) send(r *request) {
 
 // maintain enforces MaxAge and reclaims emptied lanes every MaintenanceInterval.
 func (db *DB) maintain(ctx context.Context) {
-	defer db.wg.Done()
-	t := time.NewTicker(db.opts.MaintenanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	db.every(ctx, db.opts.MaintenanceInterval, func() {
 		for {
 			ch := make(chan error, 1)
 			r := &request{kind: kindMaintain, done: func(err error) { ch <- err }}
@@ -293,14 +285,14 @@ func (db *DB) maintain(ctx context.Context) {
 				break
 			}
 		}
-	}
+	})
 }
 
-// valueLogGC runs Badger's value-log GC every GCInterval until it finds
-// nothing worth rewriting. Close waits for it.
-func (db *DB) valueLogGC(ctx context.Context) {
+// every calls fn every d until ctx is done; it is the body of the DB's
+// background goroutines and tells db.wg when it returns.
+func (db *DB) every(ctx context.Context, d time.Duration, fn func()) {
 	defer db.wg.Done()
-	t := time.NewTicker(db.opts.GCInterval)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -308,6 +300,14 @@ func (db *DB) valueLogGC(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		fn()
+	}
+}
+
+// valueLogGC runs Badger's value-log GC every GCInterval until it finds
+// nothing worth rewriting. Close waits for it.
+func (db *DB) valueLogGC(ctx context.Context) {
+	db.every(ctx, db.opts.GCInterval, func() {
 		for i := 0; i < 16 && ctx.Err() == nil; i++ {
 			err := db.bdb.RunValueLogGC(0.5)
 			if err != nil {
@@ -318,7 +318,7 @@ func (db *DB) valueLogGC(ctx context.Context) {
 			}
 			db.m.gcRewrites.Add(1)
 		}
-	}
+	})
 }
 
 // freeBytes reports the space available to us on the database's file system.

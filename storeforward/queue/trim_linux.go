@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // madvPageout is MADV_PAGEOUT (Linux 5.4): reclaim these pages. Unlike
@@ -24,17 +23,7 @@ const madvPageout = 21
 // them). Asking the kernel to page out the mapped .sst files keeps RSS to
 // the tables actually in use; a page read again is faulted back in.
 func (db *DB) trimTables(ctx context.Context) {
-	defer db.wg.Done()
-	t := time.NewTicker(db.opts.TrimInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		db.pageOutTables()
-	}
+	db.every(ctx, db.opts.TrimInterval, func() { db.pageOutTables() })
 }
 
 // pageOutTables advises MADV_PAGEOUT on every mapping of a .sst file under
