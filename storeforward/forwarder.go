@@ -70,6 +70,10 @@ type Deps struct {
 	// SysInterval is how often the link status is published under
 	// $SYS/outpost/uplink/ (the broker's sys_interval); 0 = 10 s, negative = never.
 	SysInterval time.Duration
+	// ThrottleBackoff bounds the growing pause before re-sending messages
+	// the cloud refused for now (0x97 quota exceeded, busy); zero = 1 s
+	// to 1 min, what a throttling cloud such as AWS IoT Core expects.
+	ThrottleBackoff Backoff
 }
 
 // Forwarder is the store-and-forward part: its tap makes cloud-bound

@@ -173,7 +173,11 @@ func (f *Forwarder) resendRefused(ctx context.Context, c *client.Client, comp ch
 	n := f.throttled
 	f.throttled++
 	f.mu.Unlock()
-	d := backoff(Backoff{Min: time.Second, Max: time.Minute}, n)
+	tb := f.deps.ThrottleBackoff
+	if tb.Min <= 0 || tb.Max <= 0 {
+		tb = Backoff{Min: time.Second, Max: time.Minute}
+	}
+	d := backoff(tb, n)
 	f.log.Warn("the cloud refused messages for now (quota or busy); sending them again after a pause",
 		"messages", len(retry), "pause", d.Round(time.Millisecond))
 	f.setPaused(fmt.Sprintf("the cloud refused %d messages for now; sending again in %v", len(retry), d.Round(time.Millisecond)))

@@ -281,6 +281,9 @@ func TestUplinkPriorityLanes(t *testing.T) {
 	waitSent(t, r.f, 1000, 20*time.Second)
 	late, pl := seqMessages("alarm/x", 1, 10, 10)
 	publish(t, r.f.Tap(), late...)
+	// Measured once the late alarms are durable, not at 1000: on a loaded
+	// machine the drain goes on sending bulk while their fsync runs.
+	sentAtQueue := int(r.f.Status().Sent)
 	want := map[string][]string{"sites/a/sensors/t": pb, "sites/a/alarm/x": append(pe, pl...)}
 	got := k.waitFor(t, want, 30*time.Second)
 	checkOrder(t, got, want)
@@ -299,11 +302,12 @@ func TestUplinkPriorityLanes(t *testing.T) {
 	if n := bulkBefore(pe[len(pe)-1]); n != 0 {
 		t.Errorf("%d bulk messages arrived before the alarms queued with them", n)
 	}
-	// The late alarms were queued after 1000 bulk sends: they may wait for
-	// the window in flight and the record being sent, not for the backlog.
+	// The late alarms were queued after sentAtQueue bulk sends: they may
+	// wait for the window in flight and the records being read, not for
+	// the backlog.
 	n := bulkBefore(pl[len(pl)-1])
-	t.Logf("late alarms arrived after %d bulk messages (queued after 1000 were sent)", n)
-	if n < 0 || n > 1500 {
-		t.Errorf("%d of 5000 bulk messages arrived before the alarms queued after 1000", n)
+	t.Logf("late alarms arrived after %d bulk messages (queued after %d were sent)", n, sentAtQueue)
+	if n < 0 || n > sentAtQueue+500 {
+		t.Errorf("%d of 5000 bulk messages arrived before the alarms queued after %d", n, sentAtQueue)
 	}
 }

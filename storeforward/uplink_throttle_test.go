@@ -103,7 +103,10 @@ func TestUplinkThrottledNotLost(t *testing.T) {
 	srv := newThrottlingCloud(t, 25)
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	r := startForwarder(t, baseConfig("mqtt://"+srv.ln.Addr().String(), 5), Deps{DB: db})
+	// Short pauses: the growing pause is the behaviour under test, not
+	// its length (25 refusals can come in many small rounds under load).
+	r := startForwarder(t, baseConfig("mqtt://"+srv.ln.Addr().String(), 5),
+		Deps{DB: db, ThrottleBackoff: Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
 	ms, ps := seqMessages("sensors/t", 1, 0, 60)
 	publish(t, r.f.Tap(), ms...)
 	poll(t, "all 60 accepted", 60*time.Second, func() bool { return len(srv.got()) >= 60 })
