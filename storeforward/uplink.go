@@ -151,7 +151,6 @@ func (f *Forwarder) session(ctx context.Context, c *client.Client) error {
 	var cwg sync.WaitGroup
 	cwg.Go(func() { f.complete(c, comp) })
 	for _, t := range c.Resumed() {
-		f.store.register(t.Message().Tag, t)
 		comp <- sent{tok: t, tag: t.Message().Tag, qos: t.Message().QoS}
 	}
 

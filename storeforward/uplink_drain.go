@@ -263,9 +263,6 @@ func (f *Forwarder) send(ctx context.Context, c *client.Client, l *laneCursor, r
 			st.Sent++
 			f.addBytes(st, now, size)
 		})
-		if cm.QoS > 0 {
-			f.store.register(tag, tok)
-		}
 		comp <- sent{tok: tok, tag: tag, qos: cm.QoS, size: size}
 		return true, nil
 	case errors.Is(err, client.ErrNotSupported), errors.Is(err, client.ErrInvalid):

@@ -64,8 +64,7 @@ type sessionStore struct {
 	laneIdx map[string]uint64
 	pending map[string]*pendingAck // lane ("" = no record) -> writes to flush
 	npend   int
-	toks    map[uint64]*client.Token // tokens of records in flight, to tell an ack from a refusal
-	retry   []uint64                 // records the cloud refused for now (quota): not acknowledged
+	retry   []uint64 // records the cloud refused for now (quota): not acknowledged
 	errMu   sync.Mutex
 	err     error // first failed background write, reported once by takeErr
 	kick    chan struct{}
@@ -78,7 +77,6 @@ type storedEntry struct {
 
 type pendingAck struct {
 	seqs []uint64
-	tags []uint64 // beside seqs: the record's tag when a token may say it was refused, else 0
 	ops  []msg.Op
 }
 
@@ -88,7 +86,7 @@ type queueDB interface {
 	AckWith(lane string, seqs []uint64, through uint64, ops []msg.Op, done func(error))
 }
 
-var _ client.Store = (*sessionStore)(nil)
+var _ client.EndStore = (*sessionStore)(nil)
 
 // tagSeqBits: a Tag is (lane index + 1) << tagSeqBits | queue seq; 0 is a
 // message with no queue record (the birth message).
@@ -102,7 +100,6 @@ func openSessionStore(db queueDB, log *slog.Logger) (*sessionStore, error) {
 		tags:    make(map[uint64]int),
 		laneIdx: make(map[string]uint64),
 		pending: make(map[string]*pendingAck),
-		toks:    make(map[uint64]*client.Token),
 		kick:    make(chan struct{}, 1),
 	}
 	for _, prefix := range []string{keyOut, keyIn} {
@@ -289,9 +286,24 @@ func (s *sessionStore) untrackLocked(tag uint64) {
 }
 
 // Delete implements client.Store. For an outgoing entry the exchange is
-// complete (PUBACK, PUBCOMP, or a refusal): its queue record is acknowledged
-// in the same transaction as the removal of its durable state.
+// complete: its queue record is acknowledged in the same transaction as the
+// removal of its durable state.
 func (s *sessionStore) Delete(dir client.Direction, id uint16) error {
+	return s.end(dir, id, false)
+}
+
+// End implements client.EndStore: the exchange of outgoing entry id ended
+// with reason code code. A refusal for now (retryable: over a quota, busy)
+// keeps the queue record and puts it on the list the drain sends again
+// after a pause; any other code acknowledges the record as Delete does (a
+// refusal for good is not worth sending again). Deciding here, when the
+// client reads the answer, is what keeps a quick refusal from being taken
+// for an ack: the drain may not have seen the message's token yet.
+func (s *sessionStore) End(id uint16, code byte) error {
+	return s.end(client.Outgoing, id, retryableCode(code))
+}
+
+func (s *sessionStore) end(dir client.Direction, id uint16, keep bool) error {
 	k := entryKey(dir, id)
 	s.mu.Lock()
 	se, ok := s.entries[k]
@@ -306,10 +318,10 @@ func (s *sessionStore) Delete(dir client.Direction, id uint16) error {
 	}
 	if dir == client.Outgoing {
 		s.untrackLocked(se.e.Tag)
-		if lane, seq, ok := s.untagLocked(se.e.Tag); ok {
+		if lane, seq, ok := s.untagLocked(se.e.Tag); ok && keep {
+			s.retry = append(s.retry, se.e.Tag)
+		} else if ok {
 			s.addLocked(lane, []uint64{seq}, op...)
-			p := s.pending[lane]
-			p.tags[len(p.tags)-1] = se.e.Tag
 			s.mu.Unlock()
 			s.signal()
 			return nil
@@ -368,9 +380,6 @@ func (s *sessionStore) addLocked(lane string, seqs []uint64, ops ...msg.Op) {
 		s.pending[lane] = p
 	}
 	p.seqs = append(p.seqs, seqs...)
-	for range seqs {
-		p.tags = append(p.tags, 0)
-	}
 	p.ops = append(p.ops, ops...)
 	s.npend += len(seqs) + len(ops)
 }
@@ -382,51 +391,23 @@ func (s *sessionStore) signal() {
 	}
 }
 
-// retryable reports whether a refusal by the cloud is worth sending
-// again later: it is busy or over a quota (AWS IoT answers throttled
-// publishes with 0x97), not refusing the message itself.
+// retryable reports whether err is a refusal by the cloud worth sending
+// again later (see retryableCode).
 func retryable(err error) bool {
 	var se *client.ServerError
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Code {
+	return errors.As(err, &se) && retryableCode(se.Code)
+}
+
+// retryableCode reports whether a refusal by the cloud is worth sending
+// again later: it is busy or over a quota (AWS IoT answers throttled
+// publishes with 0x97), not refusing the message itself.
+func retryableCode(code byte) bool {
+	switch code {
 	case packet.QuotaExceeded, packet.UnspecifiedError, packet.ImplementationSpecificError,
 		packet.ServerBusy, packet.PacketIdentifierInUse:
 		return true
 	}
 	return false
-}
-
-// keepRefusedLocked drops from p's acknowledgements the records whose
-// exchange ended with a retryable refusal; they stay queued and go to
-// s.retry. The client deletes an entry just before it completes the
-// token, so waiting for the token here is short.
-func (s *sessionStore) keepRefusedLocked(p *pendingAck) []uint64 {
-	out := p.seqs[:0]
-	for i, seq := range p.seqs {
-		tag := p.tags[i]
-		if tok := s.toks[tag]; tag != 0 && tok != nil {
-			delete(s.toks, tag)
-			<-tok.Done()
-			if retryable(tok.Err()) {
-				s.retry = append(s.retry, tag)
-				continue
-			}
-		}
-		out = append(out, seq)
-	}
-	return out
-}
-
-// register remembers the token of record tag in flight.
-func (s *sessionStore) register(tag uint64, tok *client.Token) {
-	if tag == 0 {
-		return
-	}
-	s.mu.Lock()
-	s.toks[tag] = tok
-	s.mu.Unlock()
 }
 
 // takeRetry returns (and forgets) the records the cloud refused for now.
@@ -461,7 +442,6 @@ func (s *sessionStore) submitLocked() <-chan struct{} {
 	left.Store(int32(len(lanes)))
 	for _, l := range lanes {
 		p := s.pending[l]
-		p.seqs = s.keepRefusedLocked(p)
 		done := func(err error) {
 			if err != nil {
 				s.setErr(err)

@@ -115,3 +115,55 @@ func TestSessionStoreReset(t *testing.T) {
 		t.Fatalf("state after reset: %+v", es)
 	}
 }
+
+// TestSessionStoreEndRefused: the client reports how each exchange ended
+// before anyone sees the message's token. A refusal for now (0x97, the
+// QoS 2 PUBREC refusal too) keeps the record and lists it for sending
+// again, with its durable state gone; a refusal for good (0x87) and a
+// success acknowledge the record. This is the order a quick cloud answers
+// in: a refusal taken for an ack was a lost message.
+func TestSessionStoreEndRefused(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	for range 4 {
+		if err := db.AppendSync("p1", []byte("rec")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := openSessionStore(db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Put(pubEntry(1, 1, 1, s.tag("p1", 1))))
+	must(s.Put(pubEntry(2, 2, 2, s.tag("p1", 2))))
+	must(s.Put(pubEntry(3, 3, 1, s.tag("p1", 3))))
+	must(s.Put(pubEntry(4, 4, 1, s.tag("p1", 4))))
+	must(s.End(1, packet.QuotaExceeded))
+	must(s.End(2, packet.QuotaExceeded)) // a refused PUBREC
+	must(s.End(3, packet.NotAuthorized))
+	must(s.End(4, packet.Success))
+	must(s.flush())
+	recs, err := db.Read("p1", 0, 10)
+	must(err)
+	if len(recs) != 2 || recs[0].Seq != 1 || recs[1].Seq != 2 {
+		t.Fatalf("records left %+v, want 1 and 2 (refused for now)", recs)
+	}
+	retry := s.takeRetry()
+	if len(retry) != 2 || retry[0] != s.tag("p1", 1) || retry[1] != s.tag("p1", 2) {
+		t.Fatalf("retry list %v, want the tags of 1 and 2 in order", retry)
+	}
+	if s.outgoing() != 0 {
+		t.Fatalf("session still holds %d outgoing entries", s.outgoing())
+	}
+	s2, err := openSessionStore(db, slog.New(slog.DiscardHandler))
+	must(err)
+	if es, _ := s2.Load(); len(es) != 0 {
+		t.Fatalf("stored state after the refused PUBREC: %+v", es)
+	}
+}

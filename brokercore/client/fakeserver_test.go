@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -240,5 +241,84 @@ func TestMaxPacketSizeAnnounced(t *testing.T) {
 		if d, ok := p.(*packet.Disconnect); ok && d.ReasonCode != packet.PacketTooLarge {
 			t.Errorf("DISCONNECT 0x%02X, want 0x95", d.ReasonCode)
 		}
+	}
+}
+
+// endStore records how each outgoing exchange ended (client.EndStore).
+type endStore struct {
+	MemoryStore
+	mu    sync.Mutex
+	ends  map[uint16]byte
+	toks  map[uint16]*Token
+	early int // End called after the token was already complete
+}
+
+func (s *endStore) End(id uint16, code byte) error {
+	s.mu.Lock()
+	if t := s.toks[id]; t != nil {
+		select {
+		case <-t.Done():
+			s.early++
+		default:
+		}
+	}
+	s.ends[id] = code
+	s.mu.Unlock()
+	return s.MemoryStore.Delete(Outgoing, id)
+}
+
+// TestEndStoreTold: a store that implements EndStore learns the reason
+// code of every PUBACK and PUBREC/PUBCOMP that ends an exchange, before the
+// token completes, so a queue can keep what the server refused for now.
+func TestEndStoreTold(t *testing.T) {
+	s := newFakeServer(t, &packet.ConnAck{}, func(f *fakeConn) {
+		for {
+			switch p := f.read().(type) {
+			case nil:
+				return
+			case *packet.Publish:
+				switch string(p.Payload) {
+				case "quota":
+					f.send(&packet.Ack{PacketType: packet.PUBACK, PacketID: p.PacketID, ReasonCode: packet.QuotaExceeded})
+				case "qos2-refused":
+					f.send(&packet.Ack{PacketType: packet.PUBREC, PacketID: p.PacketID, ReasonCode: packet.PacketIdentifierInUse})
+				case "qos2":
+					f.send(&packet.Ack{PacketType: packet.PUBREC, PacketID: p.PacketID})
+				default:
+					f.send(&packet.Ack{PacketType: packet.PUBACK, PacketID: p.PacketID})
+				}
+			case *packet.Ack:
+				if p.PacketType == packet.PUBREL {
+					f.send(&packet.Ack{PacketType: packet.PUBCOMP, PacketID: p.PacketID})
+				}
+			}
+		}
+	})
+	st := &endStore{ends: map[uint16]byte{}, toks: map[uint16]*Token{}}
+	c := dial(t, Config{URL: s.url(), ClientID: "end", ProtocolVersion: packet.V5, CleanStart: true, Store: st})
+	want := map[string]byte{"ok": packet.Success, "quota": packet.QuotaExceeded, "qos2-refused": packet.PacketIdentifierInUse, "qos2": packet.Success}
+	for _, payload := range []string{"ok", "quota", "qos2-refused", "qos2"} {
+		qos := byte(1)
+		if strings.HasPrefix(payload, "qos") {
+			qos = 2
+		}
+		st.mu.Lock() // End cannot run before the token is known here
+		tok, err := c.PublishAsync(ctxT(t), &Message{Topic: "a", QoS: qos, Payload: []byte(payload)})
+		if err != nil {
+			st.mu.Unlock()
+			t.Fatal(err)
+		}
+		st.toks[tok.PacketID()] = tok
+		st.mu.Unlock()
+		tok.Wait(ctxT(t))
+		st.mu.Lock()
+		code, ok := st.ends[tok.PacketID()]
+		st.mu.Unlock()
+		if !ok || code != want[payload] {
+			t.Errorf("%s: End told %#x (called %v), want %#x", payload, code, ok, want[payload])
+		}
+	}
+	if st.early != 0 {
+		t.Errorf("End called %d times after the token completed", st.early)
 	}
 }

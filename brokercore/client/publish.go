@@ -330,11 +330,17 @@ func (c *Client) onAck(a *packet.Ack) error {
 
 // finish ends t's exchange: forget it in the Store, free its slot.
 func (c *Client) finish(t *Token, a *packet.Ack) error {
-	if err := c.store.Delete(Outgoing, a.PacketID); err != nil {
+	var err error
+	if es, ok := c.store.(EndStore); ok {
+		err = es.End(a.PacketID, a.ReasonCode)
+	} else {
+		err = c.store.Delete(Outgoing, a.PacketID)
+	}
+	if err != nil {
 		return fmt.Errorf("store: delete outgoing id %d: %w", a.PacketID, err)
 	}
 	<-c.slots
-	var err error
+	err = nil
 	if a.ReasonCode >= 0x80 {
 		err = &ServerError{Op: "publish", Code: a.ReasonCode, Reason: a.Props.ReasonString}
 	}

@@ -72,6 +72,20 @@ type Store interface {
 	Reset() error
 }
 
+// An EndStore is a Store that is told how each outgoing exchange ended.
+// For an outgoing entry the client calls End instead of Delete, with the
+// reason code of the PUBACK, PUBREC or PUBCOMP that ended it (>= 0x80:
+// the server refused the message), before it completes the message's
+// Token. A store that keeps refused messages to send again (a
+// store-and-forward queue) decides here, in the order the server answered:
+// the caller may not have seen the Token yet when the answer arrives.
+type EndStore interface {
+	Store
+	// End removes the outgoing entry with packet id id, whose exchange
+	// ended with reason code code; a missing one is not an error.
+	End(id uint16, code byte) error
+}
+
 // MemoryStore is a Store in memory: session state survives reconnects of
 // one process, not restarts. The zero value is ready to use.
 type MemoryStore struct {
