@@ -75,6 +75,10 @@ type Options struct {
 	// Authorizer is the ACL. nil: Config.ACLFile is loaded (and reloaded
 	// by Reload); without one everything is allowed.
 	Authorizer Authorizer
+	// NoIdlePark keeps a blocked reader goroutine on every connection
+	// instead of parking idle plain-TCP connections with the poller
+	// (park.go), for comparison benchmarks and debugging.
+	NoIdlePark bool
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -128,6 +132,9 @@ type Broker struct {
 
 	stats   Stats
 	nextUID counter
+	// poller holds idle connections without a goroutine (park.go); nil:
+	// every connection keeps its reader (not Linux, or Options.NoIdlePark).
+	poller *poller
 	// crashed (tests only, see crash) stops every store write, as kill -9 would.
 	crashed atomic.Bool
 }
@@ -188,6 +195,12 @@ func (b *Broker) Start(ctx context.Context) error {
 	}
 	if err := b.load(); err != nil {
 		return err
+	}
+	if !b.opts.NoIdlePark {
+		if p := newPoller(b); p != nil {
+			b.poller = p
+			b.wg.Go(p.run) // ends when closeLocked closes it
+		}
 	}
 	if b.cfg.AllowAnonymous == nil && !b.allLoopback() {
 		b.log.Info("anonymous clients refused: a listener is not on loopback and allow_anonymous is not set")
@@ -314,14 +327,16 @@ func (b *Broker) serveConn(nc net.Conn, useID bool) bool {
 	b.conns[c] = struct{}{}
 	b.wg.Add(1) // the writer is started when there is something to write
 	b.mu.Unlock()
-	go func() {
-		defer b.wg.Done()
-		c.readLoop()
-		b.mu.Lock()
-		delete(b.conns, c)
-		b.mu.Unlock()
-	}()
+	go c.serve()
 	return true
+}
+
+// connDone is the end of connection c's last reader.
+func (b *Broker) connDone(c *conn) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+	b.wg.Done()
 }
 
 // Shutdown stops accepting, disconnects every client (v5 clients get
@@ -354,7 +369,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
-			c.nc.Close()
+			c.closeNet()
 		}
 		return fmt.Errorf("shutdown broker: %w", ctx.Err())
 	}
@@ -535,7 +550,7 @@ func (b *Broker) crash() {
 	b.crashed.Store(true)
 	b.mu.Lock()
 	for _, c := range b.closeLocked() {
-		c.nc.Close()
+		c.closeNet()
 	}
 	b.wg.Wait()
 }
@@ -554,6 +569,9 @@ func (b *Broker) closeLocked() []*conn {
 	b.cancel()
 	for _, l := range ls {
 		l.Close()
+	}
+	if b.poller != nil {
+		b.poller.close() // parked connections get their readers back to finish
 	}
 	return conns
 }

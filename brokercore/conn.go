@@ -20,9 +20,11 @@ import (
 	"github.com/outpost-iot/outpost/brokercore/topic"
 )
 
-// conn is one network client: a read goroutine (readLoop, which handles
-// every inbound packet in order) and, while there is something to send, a
-// write goroutine (writeLoop).
+// conn is one network client: a reader goroutine (serve, then resume
+// after each idle spell; one at a time, handling every inbound packet in
+// order) while there is something to read, and a writer goroutine
+// (writeLoop) while there is something to send. An idle plain-TCP
+// connection has neither: it is parked with the broker's poller (park.go).
 type conn struct {
 	b     *Broker
 	nc    net.Conn
@@ -43,7 +45,9 @@ type conn struct {
 	aliasMax  uint16 // client's Topic Alias Maximum (outbound aliases)
 	sess      *session
 
-	// Reader-goroutine state.
+	// Reader-goroutine state (one reader at a time; park.go).
+	park       parkState      // guarded by the broker's poller
+	deadline   time.Time      // the read deadline (keep alive); zero: none
 	pub        packet.Publish // every inbound PUBLISH is decoded into it
 	aliasIn    map[uint16]string
 	connected  bool
@@ -167,39 +171,71 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// readLoop runs the connection: CONNECT, then every packet in order,
-// then the cleanup (will, session detach) once the connection ends.
-func (c *conn) readLoop() {
-	defer c.finish()
+// serve is the connection's first reader goroutine: CONNECT, then every
+// packet in order until the connection parks (park.go) or ends; then the
+// cleanup (will, session detach).
+func (c *conn) serve() {
 	if err := c.handshake(); err != nil {
 		c.setReason(err.Error())
+		c.end()
 		return
 	}
-	maxIn := c.b.cfg.MaxPacketSize
 	if c.keepAlive == 0 {
 		c.nc.SetReadDeadline(time.Time{}) // no keep alive: no deadline after CONNECT
+		tcpKeepAlive(c.nc)
 	}
+	c.parkable()
+	if c.readPackets(false) {
+		return
+	}
+	c.end()
+}
+
+// end runs once the connection's last reader returns.
+func (c *conn) end() {
+	c.finish()
+	c.b.connDone(c)
+}
+
+// readPackets reads and handles packets in order; it reports whether the
+// connection parked (another goroutine resumes it; see park.go) rather
+// than ended. resumed: this reader follows a parked one, whose read
+// deadline still holds.
+func (c *conn) readPackets(resumed bool) (parked bool) {
+	maxIn := c.b.cfg.MaxPacketSize
 	for {
-		if c.keepAlive > 0 {
+		if c.keepAlive > 0 && !resumed {
 			// [MQTT-3.1.2-22] one and a half times the keep alive.
-			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+			c.deadline = time.Now().Add(c.keepAlive * 3 / 2)
+			c.nc.SetReadDeadline(c.deadline)
+		}
+		resumed = false
+		if c.in.start == c.in.end {
+			parked, err := c.tryPark(c.deadline)
+			if err != nil {
+				c.readFailed(err)
+				return false
+			}
+			if parked {
+				return true
+			}
 		}
 		raw, err := c.in.next(maxIn)
 		if err != nil {
 			c.readFailed(err)
-			return
+			return false
 		}
 		c.b.stats.BytesReceived.Add(int64(len(raw)))
 		ok, err := c.handleRaw(raw)
 		if err != nil {
 			c.readFailed(err)
-			return
+			return false
 		}
 		if !ok {
-			return
+			return false
 		}
 		if len(c.blocked) > 0 && !c.waitFlow() {
-			return
+			return false
 		}
 	}
 }
@@ -606,7 +642,7 @@ func (c *conn) finish() {
 		c.stopOnce.Do(func() { close(c.hardStop) })
 		<-c.writerDone
 	}
-	c.nc.Close()
+	c.closeNet()
 	defer close(c.detached)
 	if !c.connected {
 		return
@@ -631,6 +667,21 @@ func (c *conn) finish() {
 // setDeadlineNow unblocks the reader (used on takeover).
 func (c *conn) interrupt() {
 	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.stopParking()
+}
+
+// tcpKeepAlive turns on TCP keep-alive probes for a client that asked
+// for no MQTT keep alive, so a peer that vanished (a site's link went
+// down) is still noticed; the listeners set none by default.
+func tcpKeepAlive(nc net.Conn) {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
+		nc = tc.NetConn()
+	}
+	if k, ok := nc.(interface {
+		SetKeepAliveConfig(net.KeepAliveConfig) error
+	}); ok {
+		k.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9})
+	}
 }
 
 func randomID() string { return strings.ToLower(rand.Text()) }

@@ -114,6 +114,20 @@ func (x *inbuf) fill(need int) error {
 	return err
 }
 
+// fillWith is for an empty buffer: it reads once with read, which must
+// not wait, and reports whether bytes came. Nothing is kept but the small
+// array while nothing is buffered (a pooled buffer goes back first).
+func (x *inbuf) fillWith(read func([]byte) (int, error)) (bool, error) {
+	if x.pool != nil || len(x.b) != smallRead {
+		x.release()
+	}
+	x.start, x.end = 0, 0
+	n, err := read(x.b)
+	x.end = n
+	x.wasFull = n == len(x.b)
+	return n > 0, err
+}
+
 // swap moves the buffered bytes to a buffer of at least size bytes
 // (pooled when it fits) and gives back the old pooled one.
 func (x *inbuf) swap(size int) {

@@ -123,7 +123,7 @@ func (c *conn) endWriterLocked() {
 		return
 	}
 	c.writerEnded = true
-	c.nc.Close()
+	c.closeNet()
 	close(c.writerDone)
 }
 

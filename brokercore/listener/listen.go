@@ -136,7 +136,10 @@ func listen(ctx context.Context, cfg Config, log *slog.Logger, o options) (*List
 	if cfg.ConnectRate > 0 {
 		l.limiter = newRateLimiter(cfg.ConnectRate, o.now)
 	}
-	var lc net.ListenConfig
+	// No TCP keep-alive probes by default: MQTT has its own keep alive,
+	// and the broker turns probes on only for a client that asks for none
+	// (brokercore). It saves four setsockopt calls per connection.
+	lc := net.ListenConfig{KeepAlive: -1}
 	tcp, err := lc.Listen(ctx, "tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Address, err)

@@ -1,9 +1,11 @@
 package listener
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 )
 
 // sniffConn wraps a connection accepted on a plain (non-TLS) listener and
@@ -44,4 +46,23 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, err
+}
+
+// SyscallConn gives the broker the socket to park an idle connection on
+// (brokercore's poller) once the first bytes have been checked: reads
+// that bypass Read from then on skip nothing.
+func (c *sniffConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok || !c.checked {
+		return nil, errors.New("listener: no socket to park on before the first bytes")
+	}
+	return sc.SyscallConn()
+}
+
+// SetKeepAliveConfig sets TCP keep-alive probes on the socket.
+func (c *sniffConn) SetKeepAliveConfig(cfg net.KeepAliveConfig) error {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		return tc.SetKeepAliveConfig(cfg)
+	}
+	return nil
 }

@@ -1,0 +1,143 @@
+package brokercore
+
+import (
+	"errors"
+	"io"
+	"syscall"
+	"time"
+)
+
+// Idle parking (issue 9: what an idle connection costs).
+//
+// A connection's reader goroutine runs while there are packets to read.
+// When the connection has nothing more waiting (a non-blocking read finds
+// no bytes), the reader registers the socket with the broker's poller
+// (epoll on Linux) and returns: an idle connection holds no goroutine and
+// no stack, only its conn and session. When bytes arrive, the poller starts
+// a new reader goroutine that carries on exactly where the last one
+// stopped. So 2,000 sensors that publish every minute cost 2,000 small
+// structs, not 2,000 blocked goroutines.
+//
+// Only plain TCP connections park (they expose their socket through
+// syscall.Conn); TLS and WebSocket connections buffer bytes in user space
+// and keep a blocked reader. A connection parks only between packets (its
+// read buffer empty), so the order of packets and every per-connection
+// guarantee are the same as with a blocked reader.
+//
+// Who wakes a parked connection: the poller (bytes, hang-up, error), its
+// keep-alive sweep (the read deadline passed: the resumed reader's read
+// fails with a timeout, as a blocked read would), interrupt (takeover),
+// and closeNet (the connection is closing: the resumed reader reads the
+// closed socket and finishes). Park state is guarded by the poller's
+// mutex; the reader goroutine state is handed over by it (park under the
+// lock, start the next reader after the lock).
+
+// parkState is a connection's registration with the poller.
+type parkState struct {
+	raw        syscall.RawConn // nil: the connection cannot park; written under the lock, read by the reader
+	fd         int32
+	registered bool      // the socket is in the poller's set
+	parked     bool      // no reader goroutine: the poller owns the connection
+	noPark     bool      // closing, or parking failed: the reader stays
+	deadline   time.Time // read deadline while parked (zero: none)
+}
+
+// parkable sets up c for parking once CONNECT is handled: a plain socket
+// and a broker with a poller.
+func (c *conn) parkable() {
+	if c.b.poller == nil {
+		return
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var fd int32 = -1
+	if raw.Control(func(s uintptr) { fd = int32(s) }) != nil || fd < 0 {
+		return
+	}
+	c.b.poller.setSocket(c, raw, fd)
+}
+
+// readNow reads what the socket holds without waiting: (0, nil) when
+// nothing is waiting; io.EOF when the peer closed; a timeout error once
+// the read deadline has passed.
+func (c *conn) readNow(p []byte) (int, error) {
+	var n int
+	var rerr error
+	err := c.park.raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), p)
+			if rerr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err // deadline passed, connection closed
+	case errors.Is(rerr, syscall.EAGAIN):
+		return 0, nil
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// tryPark hands c to the poller if nothing is waiting on the socket; it
+// reports whether the reader goroutine must return (the connection is
+// parked) and any read error. On false with no error, bytes are buffered
+// (or the connection cannot park) and the reader goes on.
+func (c *conn) tryPark(deadline time.Time) (bool, error) {
+	if c.park.raw == nil || len(c.blocked) > 0 {
+		return false, nil
+	}
+	got, err := c.in.fillWith(c.readNow)
+	if err != nil || got {
+		return false, err
+	}
+	return c.b.poller.park(c, deadline), nil
+}
+
+// resume is the reader goroutine started for a parked connection that was
+// woken: it carries on reading, and finishes the connection unless it
+// parks again.
+func (c *conn) resume() {
+	if c.readPackets(true) {
+		return
+	}
+	c.end()
+}
+
+// closeNet closes the network connection; a parked connection is woken
+// so that its reader finishes. Every close of c.nc goes through here.
+func (c *conn) closeNet() {
+	if c.b.poller != nil {
+		c.b.poller.forget(c)
+	}
+	c.nc.Close()
+}
+
+// stopParking starts a reader for c if it is parked and keeps it from
+// parking again (interrupt: the connection is ending; its reader must see
+// the read deadline in the past).
+func (c *conn) stopParking() {
+	if c.b.poller != nil {
+		c.b.poller.stop(c)
+	}
+}
+
+// Parked reports how many connections are parked (no reader goroutine),
+// for tests and $SYS.
+func (b *Broker) Parked() int {
+	if b.poller == nil {
+		return 0
+	}
+	return b.poller.count()
+}
