@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,12 +47,15 @@ type conn struct {
 	sess      *session
 
 	// Reader-goroutine state (one reader at a time; park.go).
-	park       parkState      // guarded by the broker's poller
-	deadline   time.Time      // the read deadline (keep alive); zero: none
-	pub        packet.Publish // every inbound PUBLISH is decoded into it
-	aliasIn    map[uint16]string
-	connected  bool
-	inflightIn atomic.Int32 // QoS 1/2 publishes received and not yet fully acknowledged
+	park        parkState      // guarded by the broker's poller
+	deadline    time.Time      // the keep-alive read deadline; zero: none
+	netDeadline time.Time      // the deadline the socket has (setReadDeadline)
+	idleWait    bool           // the socket's deadline is parkAfter away, not deadline
+	noGrace     bool           // parking failed: block in reads without an idle deadline
+	pub         packet.Publish // every inbound PUBLISH is decoded into it
+	aliasIn     map[uint16]string
+	connected   bool
+	inflightIn  atomic.Int32 // QoS 1/2 publishes received and not yet fully acknowledged
 	// blocked: connections with a closed flow gate the last PUBLISH went
 	// to (filled by route); heldAck is its acknowledgement, held until
 	// they have room (flow.go). routing is set while the reader routes.
@@ -180,8 +184,8 @@ func (c *conn) serve() {
 		c.end()
 		return
 	}
+	c.netDeadline = time.Unix(1, 0) // unknown: the handshake's is set next
 	if c.keepAlive == 0 {
-		c.nc.SetReadDeadline(time.Time{}) // no keep alive: no deadline after CONNECT
 		tcpKeepAlive(c.nc)
 	}
 	c.parkable()
@@ -207,21 +211,37 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 		if c.keepAlive > 0 && !resumed {
 			// [MQTT-3.1.2-22] one and a half times the keep alive.
 			c.deadline = time.Now().Add(c.keepAlive * 3 / 2)
-			c.nc.SetReadDeadline(c.deadline)
 		}
 		resumed = false
-		if c.in.start == c.in.end {
-			parked, err := c.tryPark(c.deadline)
-			if err != nil {
-				c.readFailed(err)
-				return false
-			}
-			if parked {
-				return true
+		// With nothing buffered the next read may wait: after parkAfter
+		// of silence the connection parks (park.go).
+		d := c.deadline
+		c.idleWait = false
+		if c.in.start == c.in.end && c.park.raw != nil && !c.noGrace {
+			if g := time.Now().Add(parkAfter); d.IsZero() || g.Before(d) {
+				d, c.idleWait = g, true
 			}
 		}
+		c.setReadDeadline(d)
 		raw, err := c.in.next(maxIn)
 		if err != nil {
+			if c.idleWait && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Idle, not late: park if still nothing is buffered.
+				c.setReadDeadline(c.deadline)
+				if c.in.start == c.in.end {
+					parked, err := c.tryPark(c.deadline)
+					if err != nil {
+						c.readFailed(err)
+						return false
+					}
+					if parked {
+						return true
+					}
+					c.noGrace = c.in.start == c.in.end // cannot park: stop trying
+				}
+				resumed = true // no packet yet: the keep-alive deadline holds
+				continue
+			}
 			c.readFailed(err)
 			return false
 		}
@@ -237,6 +257,14 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 		if len(c.blocked) > 0 && !c.waitFlow() {
 			return false
 		}
+	}
+}
+
+// setReadDeadline sets the socket's read deadline if it changed.
+func (c *conn) setReadDeadline(d time.Time) {
+	if !d.Equal(c.netDeadline) {
+		c.nc.SetReadDeadline(d)
+		c.netDeadline = d
 	}
 }
 

@@ -9,9 +9,10 @@ import (
 	"github.com/outpost-iot/outpost/brokercore/packet"
 )
 
-// Buffer sizes (issue 9: memory per idle connection). An idle connection
-// holds only its small read array; buffers for bursts and for writing come
-// from bufPool while there is something to read or write.
+// Buffer sizes (issue 9: memory per idle connection). A reading
+// connection holds a small read array (from smallPool); buffers for bursts
+// and for writing come from bufPool while there is something to read or
+// write. A parked connection holds none.
 const (
 	smallRead   = 512       // read array every connection keeps
 	poolBufSize = 8 << 10   // size of a pooled buffer
@@ -23,6 +24,9 @@ const (
 // writers of every connection: a package-level pool is the usual Go idiom
 // and holds no state of its own that could leak between brokers.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, poolBufSize); return &b }}
+
+// smallPool holds the *[smallRead]byte arrays readers start with.
+var smallPool = sync.Pool{New: func() any { return new([smallRead]byte) }}
 
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
@@ -45,12 +49,30 @@ type inbuf struct {
 	pool  *[]byte // b is this pooled buffer (nil: small or allocated)
 	// wasFull: the last read filled the buffer.
 	wasFull bool
-	small   [smallRead]byte
+	small   *[smallRead]byte // from smallPool; nil until the first read
 }
 
 func (x *inbuf) init(r io.Reader) {
 	x.r = r
+}
+
+// useSmall reads into the small array (taken from smallPool if needed);
+// nothing is buffered.
+func (x *inbuf) useSmall() {
+	if x.small == nil {
+		x.small = smallPool.Get().(*[smallRead]byte)
+	}
 	x.b = x.small[:]
+}
+
+// drop gives back every buffer; nothing is buffered (a parked connection).
+func (x *inbuf) drop() {
+	x.release()
+	if x.small != nil {
+		smallPool.Put(x.small)
+		x.small = nil
+	}
+	x.b = nil
 }
 
 // next returns the next whole packet (fixed header included). The bytes
@@ -59,7 +81,7 @@ func (x *inbuf) init(r io.Reader) {
 // is read. io.EOF is returned as is when the stream ends between packets,
 // io.ErrUnexpectedEOF (wrapped) when it ends inside one.
 func (x *inbuf) next(maxSize int) ([]byte, error) {
-	if x.start == x.end && (x.pool != nil || len(x.b) != smallRead) {
+	if x.start == x.end && (x.pool != nil || len(x.b) > smallRead) {
 		// Drained: give back a big buffer before possibly waiting idle.
 		x.release()
 	}
@@ -95,6 +117,9 @@ func (x *inbuf) next(maxSize int) ([]byte, error) {
 // read that filled the small array moves to a pooled buffer: more is
 // likely waiting, and big reads cost fewer system calls.
 func (x *inbuf) fill(need int) error {
+	if len(x.b) == 0 {
+		x.useSmall()
+	}
 	n := x.end - x.start
 	if need > len(x.b) || (x.pool == nil && x.wasFull) {
 		x.swap(max(need, poolBufSize))
@@ -120,6 +145,7 @@ func (x *inbuf) fill(need int) error {
 func (x *inbuf) fillWith(read func([]byte) (int, error)) (bool, error) {
 	if x.pool != nil || len(x.b) != smallRead {
 		x.release()
+		x.useSmall()
 	}
 	x.start, x.end = 0, 0
 	n, err := read(x.b)
@@ -146,6 +172,10 @@ func (x *inbuf) swap(size int) {
 	if x.pool != nil {
 		putBuf(x.pool)
 	}
+	if x.small != nil { // back to the pool while the big buffer is in use
+		smallPool.Put(x.small)
+		x.small = nil
+	}
 	x.pool, x.b, x.start, x.end = p, nb, 0, n
 }
 
@@ -155,7 +185,10 @@ func (x *inbuf) release() {
 		putBuf(x.pool)
 		x.pool = nil
 	}
-	x.b = x.small[:]
+	x.b = nil
+	if x.small != nil {
+		x.b = x.small[:]
+	}
 	x.start, x.end = 0, 0
 	x.wasFull = false
 }

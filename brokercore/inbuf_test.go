@@ -73,7 +73,7 @@ func TestInbufFraming(t *testing.T) {
 				}
 				break
 			}
-			if x.pool != nil || len(x.b) != smallRead {
+			if x.pool != nil || len(x.b) > smallRead {
 				t.Error("drained reader still holds a big buffer")
 			}
 		})
@@ -86,5 +86,37 @@ func TestInbufFraming(t *testing.T) {
 	x.init(bytes.NewReader(want[5]))
 	if _, err := x.next(100); !errors.Is(err, packet.ErrPacketTooLarge) {
 		t.Errorf("over the maximum: %v, want ErrPacketTooLarge", err)
+	}
+}
+
+// TestInbufDropAndFillWith: a parked reader gives back every buffer
+// (drop); fillWith reads what is waiting without a wait and reports
+// whether anything came; framing carries on from there.
+func TestInbufDropAndFillWith(t *testing.T) {
+	ping, _ := packet.Append(nil, &packet.PingReq{}, packet.V311)
+	pub, _ := packet.Append(nil, &packet.Publish{Topic: "a/b", Payload: bytes.Repeat([]byte("x"), 3*smallRead)}, packet.V311)
+	var x inbuf
+	stream := bytes.NewReader(append(append([]byte(nil), ping...), pub...))
+	x.init(stream)
+	nothing := func([]byte) (int, error) { return 0, nil }
+	if got, err := x.fillWith(nothing); got || err != nil {
+		t.Fatalf("fillWith with nothing waiting: %v %v", got, err)
+	}
+	x.drop()
+	if x.b != nil || x.small != nil || x.pool != nil {
+		t.Fatal("dropped reader still holds a buffer")
+	}
+	if got, err := x.fillWith(stream.Read); !got || err != nil {
+		t.Fatalf("fillWith with bytes waiting: %v %v", got, err)
+	}
+	if p, err := x.next(packet.MaxPacketSize); err != nil || !bytes.Equal(p, ping) {
+		t.Fatalf("first packet %x, %v", p, err)
+	}
+	if p, err := x.next(packet.MaxPacketSize); err != nil || !bytes.Equal(p, pub) {
+		t.Fatalf("second packet: %d bytes, %v", len(p), err)
+	}
+	x.drop()
+	if _, err := x.next(packet.MaxPacketSize); err != io.EOF {
+		t.Fatalf("after drop at the end: %v, want io.EOF", err)
 	}
 }
