@@ -6,6 +6,7 @@ import (
 
 	"github.com/outpost-iot/outpost/brokercore/client"
 	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/storeforward/queue"
 )
 
 func pubEntry(seq uint64, id uint16, qos byte, tag uint64) client.Entry {
@@ -17,15 +18,11 @@ func relEntry(seq uint64, id uint16, tag uint64) client.Entry {
 	return client.Entry{Seq: seq, Dir: client.Outgoing, Tag: tag, Packet: &packet.Ack{PacketType: packet.PUBREL, PacketID: id}}
 }
 
-// TestSessionStoreDurability: QoS 2 state survives a reopen with its lane
-// and seq, QoS 1 state does not (the queue record is its durable copy),
-// and the end of an exchange acknowledges its record in the same
-// transaction that removes the state.
-func TestSessionStoreDurability(t *testing.T) {
-	dir := t.TempDir()
-	db := openDB(t, dir)
-	for range 4 {
-		if err := db.AppendSync("p5", []byte("rec")); err != nil {
+// storeWithRecords appends n records to lane and opens the session store.
+func storeWithRecords(t *testing.T, db *queue.DB, lane string, n int) *sessionStore {
+	t.Helper()
+	for range n {
+		if err := db.AppendSync(lane, []byte("rec")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -33,12 +30,26 @@ func TestSessionStoreDurability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+	return s
+}
+
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
+}
+
+// TestSessionStoreDurability: QoS 2 state survives a reopen with its lane
+// and seq, QoS 1 state does not (the queue record is its durable copy),
+// and the end of an exchange acknowledges its record in the same
+// transaction that removes the state.
+func TestSessionStoreDurability(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	s := storeWithRecords(t, db, "p5", 4)
+	must := func(err error) { mustOK(t, err) }
+	var err error
 	must(s.Put(pubEntry(1, 10, 1, s.tag("p5", 1))))
 	must(s.Put(pubEntry(2, 11, 2, s.tag("p5", 2))))
 	must(s.Put(pubEntry(3, 12, 2, s.tag("p5", 3))))
@@ -125,21 +136,8 @@ func TestSessionStoreReset(t *testing.T) {
 func TestSessionStoreEndRefused(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	for range 4 {
-		if err := db.AppendSync("p1", []byte("rec")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := openSessionStore(db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := storeWithRecords(t, db, "p1", 4)
+	must := func(err error) { mustOK(t, err) }
 	must(s.Put(pubEntry(1, 1, 1, s.tag("p1", 1))))
 	must(s.Put(pubEntry(2, 2, 2, s.tag("p1", 2))))
 	must(s.Put(pubEntry(3, 3, 1, s.tag("p1", 3))))
