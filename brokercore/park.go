@@ -102,10 +102,10 @@ func (c *conn) readNow(p []byte) (int, error) {
 }
 
 // tryPark (after parkAfter of silence) hands c to the poller if nothing is
-// waiting on the socket; it
-// reports whether the reader goroutine must return (the connection is
-// parked) and any read error. On false with no error, bytes are buffered
-// (or the connection cannot park) and the reader goes on.
+// waiting on the socket; it reports whether the reader goroutine must
+// return (the connection is parked) and any read error. On false with no
+// error, bytes are buffered (or the connection cannot park) and the reader
+// goes on.
 func (c *conn) tryPark(deadline time.Time) (bool, error) {
 	if c.park.raw == nil || len(c.blocked) > 0 {
 		return false, nil
@@ -146,8 +146,7 @@ func (c *conn) stopParking() {
 	}
 }
 
-// Parked reports how many connections are parked (no reader goroutine),
-// for tests and $SYS.
+// Parked reports how many connections are parked (no reader goroutine).
 func (b *Broker) Parked() int {
 	if b.poller == nil {
 		return 0
