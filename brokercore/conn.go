@@ -72,9 +72,14 @@ type conn struct {
 	outMu       sync.Mutex
 	out         []packet.Packet
 	outClosed   bool
-	writing     bool              // a writer goroutine runs (wakeLocked)
+	writing     bool              // a writer holds the writer role: a writer goroutine (wakeLocked) or the reader (takeWriter)
 	writerEnded bool              // the writer closed the connection and writerDone
-	aliasOut    map[string]uint16 // writer goroutine only
+	aliasOut    map[string]uint16 // writer role only
+	// readerWrites: the reader goroutine holds the writer role (reader
+	// only; see takeWriter). wdeadline: the socket's write deadline
+	// (writer role only).
+	readerWrites bool
+	wdeadline    time.Time
 
 	// ackMu guards acks: the acknowledgements of received publishes in
 	// receive order [MQTT-4.6.0-2], [MQTT-4.6.0-3].
@@ -123,7 +128,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		version:    packet.V311,
 	}
 	c.flow.b = b
-	c.in.init(nc)
+	c.in.init((*replyReader)(c))
 	return c
 }
 
@@ -662,6 +667,7 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) bool {
 // of the session (will, expiry) and logs the disconnect.
 func (c *conn) finish() {
 	b := c.b
+	c.releaseWriter()
 	c.closeAfter(nil)
 	// Give the writer a bounded time to flush a final packet.
 	select {

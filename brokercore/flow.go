@@ -112,6 +112,7 @@ func (c *conn) waitFlow() bool {
 		clear(c.blocked)
 		c.blocked = c.blocked[:0]
 	}()
+	c.releaseWriter() // what is queued goes out while the reader waits
 	for _, bc := range c.blocked {
 		ch := bc.flow.wait()
 		if ch == nil {

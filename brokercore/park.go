@@ -111,6 +111,9 @@ func (c *conn) tryPark(deadline time.Time) (bool, error) {
 		return false, nil
 	}
 	got, err := c.in.fillWith(c.readNow)
+	if got {
+		c.takeWriter()
+	}
 	if err != nil || got {
 		return false, err
 	}

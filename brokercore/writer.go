@@ -11,7 +11,10 @@ import (
 // many packets of a batch.
 const flowChunk = 256
 
-// writeTimeout bounds one flush to a client that stopped reading.
+// writeTimeout bounds a write to a client that stopped reading: the
+// socket's write deadline is set writeTimeout ahead and renewed once less
+// than half of it is left, so a write fails after 15 to 30 s without
+// progress, and a busy connection does not reset a timer per write.
 const writeTimeout = 30 * time.Second
 
 // send queues p for the writer goroutine. It never blocks.
@@ -43,10 +46,71 @@ func (c *conn) sendPublish(p packet.Packet, qos0 bool) (full bool) {
 	return full
 }
 
-// wakeLocked starts the writer goroutine unless it runs (or has ended
-// for good); outMu held. The writer runs only while there is something
-// to write, so an idle connection has one goroutine, its reader (issue 9:
-// memory per connection). It is counted in Broker.wg like every other.
+// The writer role: one goroutine at a time encodes c.out and writes it
+// (c.writing). Usually that is a writer goroutine started by wakeLocked,
+// which runs only while there is something to write, so an idle
+// connection has at most its reader (issue 9: memory per connection).
+// While the reader goroutine handles the packets of one read it holds the
+// role itself (takeWriter): its answers (CONNACK, SUBACK, PUBACK,
+// PINGRESP, the messages a PUBACK lets out of the queue) and whatever
+// others queue meanwhile wait in c.out, and the reader writes them in one
+// batch before it reads or waits again (releaseWriter). A request and its
+// answer then cost no goroutine start and no hand-over between threads
+// (issue 9: CPU per connection and per message).
+
+// replyReader is the reader's view of the connection (inbuf reads through
+// it): it gives up the writer role before each read, which may wait, and
+// takes it again once bytes came.
+type replyReader conn
+
+func (r *replyReader) Read(p []byte) (int, error) {
+	c := (*conn)(r)
+	c.releaseWriter()
+	n, err := c.nc.Read(p)
+	if n > 0 {
+		c.takeWriter()
+	}
+	return n, err
+}
+
+// takeWriter gives the writer role to the reader goroutine if no writer
+// holds it; reader only.
+func (c *conn) takeWriter() {
+	c.outMu.Lock()
+	if !c.writing && !c.writerEnded && !c.outClosed {
+		c.writing = true
+		c.readerWrites = true
+	}
+	c.outMu.Unlock()
+}
+
+// releaseWriter is called by the reader goroutine before it reads, waits
+// or returns: if it holds the writer role it writes what is queued, once,
+// and gives the role up; what came meanwhile (or the close) goes to a
+// writer goroutine. Reader only.
+func (c *conn) releaseWriter() {
+	if !c.readerWrites {
+		return
+	}
+	c.readerWrites = false
+	c.outMu.Lock()
+	batch := c.out
+	c.out = nil
+	c.outMu.Unlock()
+	if len(batch) > 0 && !c.writeBatch(batch) {
+		return // writeFailed gave up the role
+	}
+	c.outMu.Lock()
+	c.writing = false
+	if len(c.out) > 0 || c.outClosed {
+		c.wakeLocked()
+	}
+	c.outMu.Unlock()
+}
+
+// wakeLocked starts the writer goroutine unless a writer holds the role
+// (or has ended for good); outMu held. It is counted in Broker.wg like
+// every other.
 func (c *conn) wakeLocked() {
 	if c.writing || c.writerEnded {
 		return
@@ -130,7 +194,10 @@ func (c *conn) endWriterLocked() {
 // writeBatch encodes and writes batch, clearing it; false if the write
 // failed (the connection is closed).
 func (c *conn) writeBatch(batch []packet.Packet) bool {
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if now := time.Now(); c.wdeadline.Sub(now) < writeTimeout/2 {
+		c.wdeadline = now.Add(writeTimeout)
+		c.nc.SetWriteDeadline(c.wdeadline)
+	}
 	bp := getBuf()
 	defer putBuf(bp)
 	buf := (*bp)[:0]

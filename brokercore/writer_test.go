@@ -3,6 +3,7 @@ package brokercore
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/outpost-iot/outpost/brokercore/msg"
@@ -55,5 +56,107 @@ func TestAppendAckMatchesCodec(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRepliesPipelined: a client that sends many requests in one write
+// gets every answer, PUBACKs in the order of its PUBLISHes
+// [MQTT-4.6.0-2], while the reader writes its answers itself (the writer
+// role, writer.go) and also delivers to this same client.
+func TestRepliesPipelined(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	c := connected(t, b, packet.V311, "pipe", true)
+	var out []byte
+	for _, p := range []packet.Packet{
+		&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "self/#", QoS: 1}}},
+		pub1("self/a", 10, "1"),
+		&packet.PingReq{},
+		pub1("self/b", 11, "2"),
+		&packet.Unsubscribe{PacketID: 2, Filters: []string{"self/#"}},
+		pub1("self/c", 12, "3"),
+		&packet.PingReq{},
+	} {
+		var err error
+		if out, err = packet.Append(out, p, packet.V311); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.nc.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"SUBACK 1", "PUBACK 10", "PINGRESP", "PUBACK 11", "UNSUBACK 2", "PUBACK 12", "PINGRESP"}
+	var got, delivered []string
+	for len(got) < len(want) {
+		switch p := c.recv().(type) {
+		case *packet.Publish:
+			delivered = append(delivered, p.Topic)
+			c.ack(packet.PUBACK, p.PacketID)
+		case *packet.SubAck:
+			got = append(got, fmt.Sprintf("SUBACK %d", p.PacketID))
+		case *packet.UnsubAck:
+			got = append(got, fmt.Sprintf("UNSUBACK %d", p.PacketID))
+		case *packet.Ack:
+			got = append(got, fmt.Sprintf("%v %d", p.PacketType, p.PacketID))
+		case *packet.PingResp:
+			got = append(got, "PINGRESP")
+		default:
+			t.Fatalf("unexpected %v", p.Type())
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("answers %v, want %v", got, want)
+	}
+	c.send(&packet.PingReq{}) // a later answer: every delivery came before it
+	for {
+		p := c.recv()
+		if p.Type() == packet.PINGRESP {
+			break
+		}
+		pp, ok := p.(*packet.Publish)
+		if !ok {
+			t.Fatalf("unexpected %v", p.Type())
+		}
+		delivered = append(delivered, pp.Topic)
+		c.ack(packet.PUBACK, pp.PacketID)
+	}
+	if fmt.Sprint(delivered) != "[self/a self/b]" {
+		t.Errorf("delivered %v, want [self/a self/b] (self/c came after the UNSUBSCRIBE)", delivered)
+	}
+}
+
+// TestRepliesAmongDeliveries: while a client's reader answers its pings,
+// another client's messages for it keep coming; every one arrives, in
+// order, and every ping is answered.
+func TestRepliesAmongDeliveries(t *testing.T) {
+	b := testBroker(t, Config{}, Options{})
+	sub := connected(t, b, packet.V311, "sub", true)
+	sub.subscribe(1, "flood", 0)
+	pub := connected(t, b, packet.V311, "pub", true)
+	const msgs, pings = 2000, 200
+	var flood []byte
+	for i := range msgs {
+		flood, _ = packet.Append(flood, &packet.Publish{Topic: "flood", Payload: []byte(strconv.Itoa(i))}, packet.V311)
+	}
+	werr := make(chan error, 1)
+	go func() { _, err := pub.nc.Write(flood); werr <- err }()
+	for range pings {
+		sub.send(&packet.PingReq{})
+	}
+	next, pongs := 0, 0
+	for next < msgs || pongs < pings {
+		switch p := sub.recv().(type) {
+		case *packet.Publish:
+			if string(p.Payload) != strconv.Itoa(next) {
+				t.Fatalf("message %q, want %d (order [MQTT-4.6.0-6])", p.Payload, next)
+			}
+			next++
+		case *packet.PingResp:
+			pongs++
+		default:
+			t.Fatalf("unexpected %v", p.Type())
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
 	}
 }
