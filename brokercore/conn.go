@@ -52,6 +52,9 @@ type conn struct {
 	netDeadline time.Time      // the deadline the socket has (setReadDeadline)
 	idleWait    bool           // the socket's deadline is parkAfter away, not deadline
 	noGrace     bool           // parking failed: block in reads without an idle deadline
+	quiet       bool           // the last packet is usually followed by silence: park at once (park.go)
+	lively      bool           // more packets are likely soon: keep the reader parkAfter (park.go)
+	parkedAt    time.Time      // when the connection last parked
 	pub         packet.Publish // every inbound PUBLISH is decoded into it
 	aliasIn     map[uint16]string
 	connected   bool
@@ -126,6 +129,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		detached:   make(chan struct{}),
 		closing:    make(chan struct{}),
 		version:    packet.V311,
+		lively:     true, // a new client: more packets are coming
 	}
 	c.flow.b = b
 	c.in.init((*replyReader)(c))
@@ -218,11 +222,28 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 			c.deadline = time.Now().Add(c.keepAlive * 3 / 2)
 		}
 		resumed = false
+		idle := c.in.start == c.in.end && c.park.raw != nil && !c.noGrace
+		if idle && (c.quiet || !c.lively) {
+			// A packet that is mostly followed by silence, or a connection
+			// that was idle until now: park now rather than after parkAfter.
+			c.quiet = false
+			c.releaseWriter() // the answer goes out first
+			parked, err := c.parkIdle()
+			if err != nil {
+				c.readFailed(err)
+				return false
+			}
+			if parked {
+				return true
+			}
+			resumed = true // the keep-alive deadline holds
+			continue
+		}
 		// With nothing buffered the next read may wait: after parkAfter
 		// of silence the connection parks (park.go).
 		d := c.deadline
 		c.idleWait = false
-		if c.in.start == c.in.end && c.park.raw != nil && !c.noGrace {
+		if idle {
 			if g := time.Now().Add(parkAfter); d.IsZero() || g.Before(d) {
 				d, c.idleWait = g, true
 			}
@@ -231,18 +252,14 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 		raw, err := c.in.next(maxIn)
 		if err != nil {
 			if c.idleWait && errors.Is(err, os.ErrDeadlineExceeded) {
-				// Idle, not late: park if still nothing is buffered.
-				c.setReadDeadline(c.deadline)
-				if c.in.start == c.in.end {
-					parked, err := c.tryPark(c.deadline)
-					if err != nil {
-						c.readFailed(err)
-						return false
-					}
-					if parked {
-						return true
-					}
-					c.noGrace = c.in.start == c.in.end // cannot park: stop trying
+				// Idle, not late.
+				parked, err := c.parkIdle()
+				if err != nil {
+					c.readFailed(err)
+					return false
+				}
+				if parked {
+					return true
 				}
 				resumed = true // no packet yet: the keep-alive deadline holds
 				continue
@@ -263,6 +280,21 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 			return false
 		}
 	}
+}
+
+// parkIdle parks c, idle with nothing buffered, if still nothing is
+// waiting on the socket (park.go): true if the reader must return.
+func (c *conn) parkIdle() (bool, error) {
+	c.setReadDeadline(c.deadline)
+	if c.in.start != c.in.end {
+		return false, nil
+	}
+	parked, err := c.tryPark(c.deadline)
+	if err != nil || parked {
+		return parked, err
+	}
+	c.noGrace = c.in.start == c.in.end // cannot park: stop trying
+	return false, nil
 }
 
 // setReadDeadline sets the socket's read deadline if it changed.
@@ -560,6 +592,11 @@ func messageFromProps(m *msg.Message, pr *packet.Properties) {
 // PUBACK/PUBREC/PUBREL/PUBCOMP is read in place.
 func (c *conn) handleRaw(raw []byte) (bool, error) {
 	t := packet.Type(raw[0] >> 4)
+	// A client mostly goes quiet after it subscribes or pings: it waits
+	// for messages, or for its next keep-alive period. After these the
+	// connection parks at once when nothing more is buffered; after a
+	// PUBLISH or an ack, more of the same is likely within parkAfter.
+	c.quiet = t == packet.SUBSCRIBE || t == packet.UNSUBSCRIBE || t == packet.PINGREQ
 	switch t {
 	case packet.PUBLISH:
 		if _, err := packet.DecodePublish(raw, c.version, &c.pub); err != nil {
@@ -672,9 +709,15 @@ func (c *conn) finish() {
 	// Give the writer a bounded time to flush a final packet.
 	select {
 	case <-c.writerDone:
-	case <-time.After(writeTimeout):
-		c.stopOnce.Do(func() { close(c.hardStop) })
-		<-c.writerDone
+	default:
+		t := time.NewTimer(writeTimeout)
+		select {
+		case <-c.writerDone:
+		case <-t.C:
+			c.stopOnce.Do(func() { close(c.hardStop) })
+			<-c.writerDone
+		}
+		t.Stop()
 	}
 	c.closeNet()
 	defer close(c.detached)

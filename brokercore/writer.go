@@ -134,7 +134,13 @@ func (c *conn) closeAfter(p packet.Packet) {
 		c.outClosed = true
 		close(c.closing)
 	}
-	c.wakeLocked()
+	if !c.writing && !c.writerEnded && len(c.out) == 0 {
+		// Nothing to write: close here rather than start a writer only to
+		// close (a disconnect storm starts no writers).
+		c.endWriterLocked()
+	} else {
+		c.wakeLocked()
+	}
 	c.outMu.Unlock()
 	// Nothing more is written: publishers held by this client go on.
 	c.flow.stop()
