@@ -228,13 +228,8 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 			// that was idle until now: park now rather than after parkAfter.
 			c.quiet = false
 			c.releaseWriter() // the answer goes out first
-			parked, err := c.parkIdle()
-			if err != nil {
-				c.readFailed(err)
-				return false
-			}
-			if parked {
-				return true
+			if stop, parked := c.idlePark(); stop {
+				return parked
 			}
 			resumed = true // the keep-alive deadline holds
 			continue
@@ -253,13 +248,8 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 		if err != nil {
 			if c.idleWait && errors.Is(err, os.ErrDeadlineExceeded) {
 				// Idle, not late.
-				parked, err := c.parkIdle()
-				if err != nil {
-					c.readFailed(err)
-					return false
-				}
-				if parked {
-					return true
+				if stop, parked := c.idlePark(); stop {
+					return parked
 				}
 				resumed = true // no packet yet: the keep-alive deadline holds
 				continue
@@ -280,6 +270,17 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 			return false
 		}
 	}
+}
+
+// idlePark is readPackets' parkIdle: stop when the reader must return,
+// parked telling whether the connection parked or failed (and ends).
+func (c *conn) idlePark() (stop, parked bool) {
+	parked, err := c.parkIdle()
+	if err != nil {
+		c.readFailed(err)
+		return true, false
+	}
+	return parked, parked
 }
 
 // parkIdle parks c, idle with nothing buffered, if still nothing is
