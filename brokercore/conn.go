@@ -228,7 +228,7 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 			// that was idle until now: park now rather than after parkAfter.
 			c.quiet = false
 			c.releaseWriter() // the answer goes out first
-			if stop, parked := c.idlePark(); stop {
+			if stop, parked := c.parkIdle(); stop {
 				return parked
 			}
 			resumed = true // the keep-alive deadline holds
@@ -248,7 +248,7 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 		if err != nil {
 			if c.idleWait && errors.Is(err, os.ErrDeadlineExceeded) {
 				// Idle, not late.
-				if stop, parked := c.idlePark(); stop {
+				if stop, parked := c.parkIdle(); stop {
 					return parked
 				}
 				resumed = true // no packet yet: the keep-alive deadline holds
@@ -272,30 +272,24 @@ func (c *conn) readPackets(resumed bool) (parked bool) {
 	}
 }
 
-// idlePark is readPackets' parkIdle: stop when the reader must return,
-// parked telling whether the connection parked or failed (and ends).
-func (c *conn) idlePark() (stop, parked bool) {
-	parked, err := c.parkIdle()
+// parkIdle parks c, idle with nothing buffered, if still nothing is
+// waiting on the socket (park.go). stop: the reader must return, because
+// the connection parked, or because the read failed (readFailed has
+// ended it; parked is false).
+func (c *conn) parkIdle() (stop, parked bool) {
+	c.setReadDeadline(c.deadline)
+	if c.in.start != c.in.end {
+		return false, false
+	}
+	parked, err := c.tryPark(c.deadline)
 	if err != nil {
 		c.readFailed(err)
 		return true, false
 	}
+	if !parked {
+		c.noGrace = c.in.start == c.in.end // cannot park: stop trying
+	}
 	return parked, parked
-}
-
-// parkIdle parks c, idle with nothing buffered, if still nothing is
-// waiting on the socket (park.go): true if the reader must return.
-func (c *conn) parkIdle() (bool, error) {
-	c.setReadDeadline(c.deadline)
-	if c.in.start != c.in.end {
-		return false, nil
-	}
-	parked, err := c.tryPark(c.deadline)
-	if err != nil || parked {
-		return parked, err
-	}
-	c.noGrace = c.in.start == c.in.end // cannot park: stop trying
-	return false, nil
 }
 
 // setReadDeadline sets the socket's read deadline if it changed.

@@ -139,12 +139,7 @@ func slowSubscriber(t *testing.T, address, id, filter string, qos byte, total in
 				}
 				next[p.Topic] = seq
 				got++
-				switch p.QoS {
-				case 1:
-					c.ack(packet.PUBACK, p.PacketID)
-				case 2:
-					c.ack(packet.PUBREC, p.PacketID)
-				}
+				c.ackPublish(p)
 			case *packet.Ack:
 				if p.PacketType == packet.PUBREL {
 					c.ack(packet.PUBCOMP, p.PacketID)
@@ -259,12 +254,7 @@ func TestFlowSelfSubscriberDoesNotDeadlock(t *testing.T) {
 					if seq := binary.BigEndian.Uint32(p.Payload); seq != uint32(delivered) {
 						t.Fatalf("delivery #%d is %d", delivered, seq)
 					}
-					switch p.QoS {
-					case 1:
-						c.ack(packet.PUBACK, p.PacketID)
-					case 2:
-						c.ack(packet.PUBREC, p.PacketID)
-					}
+					c.ackPublish(p)
 				case *packet.Ack:
 					switch p.PacketType {
 					case packet.PUBACK, packet.PUBCOMP:

@@ -170,11 +170,7 @@ func TestMQTT_4_6_0_5_OrderedTopicAcrossReconnect(t *testing.T) {
 						} else {
 							next++
 						}
-						if qos == 1 {
-							c.ack(packet.PUBACK, pk.PacketID)
-						} else {
-							c.ack(packet.PUBREC, pk.PacketID)
-						}
+						c.ackPublish(pk)
 					case *packet.Ack:
 						if pk.PacketType == packet.PUBREL {
 							c.ack(packet.PUBCOMP, pk.PacketID)

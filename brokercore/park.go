@@ -13,12 +13,12 @@ import (
 // When the connection has had nothing to read for parkAfter (its read
 // deadline, set parkAfter away while nothing is buffered, passes; and a
 // non-blocking read still finds no bytes), the reader registers the socket
-// with the broker's poller. It parks at once, with nothing more buffered,
-// after a SUBSCRIBE, UNSUBSCRIBE or PINGREQ (a client mostly goes quiet
-// after those: conn.quiet) and when it was woken after a long park
-// (conn.lively: a sensor that publishes now and then)
-// (epoll on Linux) and returns: an idle connection holds no goroutine and
-// no stack, only its conn and session. When bytes arrive, the poller starts
+// with the broker's poller (epoll on Linux) and returns: an idle
+// connection holds no goroutine and no stack, only its conn and session.
+// It parks at once, with nothing more buffered, after a SUBSCRIBE,
+// UNSUBSCRIBE or PINGREQ (a client mostly goes quiet after those:
+// conn.quiet) and when it was woken after a long park (conn.lively: a
+// sensor that publishes now and then). When bytes arrive, the poller starts
 // a new reader goroutine that carries on exactly where the last one
 // stopped. So 2,000 sensors that publish every minute cost 2,000 small
 // structs, not 2,000 blocked goroutines.

@@ -188,6 +188,18 @@ func (c *rawClient) ack(t packet.Type, pid uint16) {
 	c.send(&packet.Ack{PacketType: t, PacketID: pid})
 }
 
+// ackPublish answers a delivered PUBLISH as its QoS asks: PUBACK for 1,
+// PUBREC for 2, nothing for 0.
+func (c *rawClient) ackPublish(p *packet.Publish) {
+	c.t.Helper()
+	switch p.QoS {
+	case 1:
+		c.ack(packet.PUBACK, p.PacketID)
+	case 2:
+		c.ack(packet.PUBREC, p.PacketID)
+	}
+}
+
 // connected dials and connects in one step.
 func connected(t testing.TB, b *Broker, version byte, id string, clean bool, opts ...connOpt) *rawClient {
 	t.Helper()

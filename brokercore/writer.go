@@ -110,9 +110,16 @@ func (c *conn) releaseWriter() {
 
 // wakeLocked starts the writer goroutine unless a writer holds the role
 // (or has ended for good); outMu held. It is counted in Broker.wg like
-// every other.
+// every other. With nothing queued it starts none: a closing connection
+// is closed here (a disconnect storm starts no writers only to close).
 func (c *conn) wakeLocked() {
 	if c.writing || c.writerEnded {
+		return
+	}
+	if len(c.out) == 0 {
+		if c.outClosed {
+			c.endWriterLocked()
+		}
 		return
 	}
 	c.writing = true
@@ -134,13 +141,7 @@ func (c *conn) closeAfter(p packet.Packet) {
 		c.outClosed = true
 		close(c.closing)
 	}
-	if !c.writing && !c.writerEnded && len(c.out) == 0 {
-		// Nothing to write: close here rather than start a writer only to
-		// close (a disconnect storm starts no writers).
-		c.endWriterLocked()
-	} else {
-		c.wakeLocked()
-	}
+	c.wakeLocked()
 	c.outMu.Unlock()
 	// Nothing more is written: publishers held by this client go on.
 	c.flow.stop()
