@@ -11,6 +11,7 @@ import (
 	"github.com/outpost-iot/outpost/brokercore/client"
 	"github.com/outpost-iot/outpost/brokercore/msg"
 	"github.com/outpost-iot/outpost/brokercore/packet"
+	"github.com/outpost-iot/outpost/storeforward/queue"
 )
 
 const (
@@ -141,16 +142,12 @@ func (f *Forwarder) resendQoS0(ctx context.Context, c *client.Client, comp chan<
 	f.retry0 = nil
 	f.mu.Unlock()
 	for i, tag := range retry {
-		lane, seq, ok := f.store.untag(tag)
+		lane, rec, ok := f.queuedRecord(tag)
 		if !ok {
-			continue
-		}
-		recs, err := f.db.Read(lane, seq, 1)
-		if err != nil || len(recs) == 0 || recs[0].Seq != seq {
 			continue // acknowledged or dropped meanwhile
 		}
 		l := &laneCursor{name: lane}
-		if ok, err := f.send(ctx, c, l, recs[0], tag, comp); err != nil || !ok {
+		if ok, err := f.send(ctx, c, l, rec, tag, comp); err != nil || !ok {
 			f.mu.Lock()
 			f.retry0 = append(retry[i:], f.retry0...)
 			f.mu.Unlock()
@@ -158,6 +155,20 @@ func (f *Forwarder) resendQoS0(ctx context.Context, c *client.Client, comp chan<
 		}
 	}
 	return nil
+}
+
+// queuedRecord is the record a retry tag names, if it is still queued
+// (not acknowledged or dropped meanwhile).
+func (f *Forwarder) queuedRecord(tag uint64) (string, queue.Record, bool) {
+	lane, seq, ok := f.store.untag(tag)
+	if !ok {
+		return "", queue.Record{}, false
+	}
+	recs, err := f.db.Read(lane, seq, 1)
+	if err != nil || len(recs) == 0 || recs[0].Seq != seq {
+		return "", queue.Record{}, false
+	}
+	return lane, recs[0], true
 }
 
 // resendRefused sends again the records the cloud refused for now (over
@@ -188,15 +199,11 @@ func (f *Forwarder) resendRefused(ctx context.Context, c *client.Client, comp ch
 	case <-ctx.Done():
 	}
 	for i, tag := range retry {
-		lane, seq, ok := f.store.untag(tag)
+		lane, rec, ok := f.queuedRecord(tag)
 		if !ok {
-			continue
-		}
-		recs, err := f.db.Read(lane, seq, 1)
-		if err != nil || len(recs) == 0 || recs[0].Seq != seq {
 			continue // dropped meanwhile (queue policy)
 		}
-		if ok, err := f.send(ctx, c, &laneCursor{name: lane}, recs[0], tag, comp); err != nil || !ok {
+		if ok, err := f.send(ctx, c, &laneCursor{name: lane}, rec, tag, comp); err != nil || !ok {
 			f.store.requeue(retry[i:])
 			return err
 		}
