@@ -135,6 +135,9 @@ type Broker struct {
 	// poller holds idle connections without a goroutine (park.go); nil:
 	// every connection keeps its reader (not Linux, or Options.NoIdlePark).
 	poller *poller
+	// writers and resumers run connections with no goroutine of their
+	// own: their writes, and their reads once woken (pool.go).
+	writers, resumers *connPool
 	// crashed (tests only, see crash) stops every store write, as kill -9 would.
 	crashed atomic.Bool
 }
@@ -176,6 +179,8 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.start = now()
 	b.retained.init()
 	b.limitLog.b = b
+	b.writers = newConnPool(b, (*conn).writeLoop)
+	b.resumers = newConnPool(b, (*conn).resume)
 	return b, nil
 }
 

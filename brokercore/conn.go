@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/listener"
@@ -47,15 +48,16 @@ type conn struct {
 	sess      *session
 
 	// Reader-goroutine state (one reader at a time; park.go).
-	park        parkState      // guarded by the broker's poller
-	deadline    time.Time      // the keep-alive read deadline; zero: none
-	netDeadline time.Time      // the deadline the socket has (setReadDeadline)
-	idleWait    bool           // the socket's deadline is parkAfter away, not deadline
-	noGrace     bool           // parking failed: block in reads without an idle deadline
-	quiet       bool           // the last packet is usually followed by silence: park at once (park.go)
-	lively      bool           // more packets are likely soon: keep the reader parkAfter (park.go)
-	parkedAt    time.Time      // when the connection last parked
-	pub         packet.Publish // every inbound PUBLISH is decoded into it
+	park        parkState       // guarded by the broker's poller
+	deadline    time.Time       // the keep-alive read deadline; zero: none
+	netDeadline time.Time       // the deadline the socket has (setReadDeadline)
+	idleWait    bool            // the socket's deadline is parkAfter away, not deadline
+	noGrace     bool            // parking failed: block in reads without an idle deadline
+	quiet       bool            // the last packet is usually followed by silence: park at once (park.go)
+	lively      bool            // more packets are likely soon: keep the reader parkAfter (park.go)
+	parkedAt    time.Time       // when the connection last parked
+	rpool       *poolWorker     // the resumer pool goroutine reading (pool.go); nil: a goroutine of its own
+	pub         *packet.Publish // every inbound PUBLISH is decoded into it (made at the first)
 	aliasIn     map[uint16]string
 	connected   bool
 	inflightIn  atomic.Int32 // QoS 1/2 publishes received and not yet fully acknowledged
@@ -83,6 +85,9 @@ type conn struct {
 	// (writer role only).
 	readerWrites bool
 	wdeadline    time.Time
+	// wraw: the socket, for writes that must not wait (pool.go); nil
+	// until the connection can park. Guarded by outMu.
+	wraw syscall.RawConn
 
 	// ackMu guards acks: the acknowledgements of received publishes in
 	// receive order [MQTT-4.6.0-2], [MQTT-4.6.0-3].
@@ -90,8 +95,7 @@ type conn struct {
 	acks  []*inAck
 
 	writerDone chan struct{}
-	hardStop   chan struct{}
-	stopOnce   sync.Once
+	hardStop   atomic.Bool // the writer stops: finish gave up waiting for it
 
 	reasonMu  sync.Mutex
 	reason    string // why the connection ended, for the log
@@ -125,7 +129,6 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		addr:       nc.RemoteAddr().String(),
 		debug:      b.log.Enabled(b.ctx, slog.LevelDebug),
 		writerDone: make(chan struct{}),
-		hardStop:   make(chan struct{}),
 		detached:   make(chan struct{}),
 		closing:    make(chan struct{}),
 		version:    packet.V311,
@@ -594,10 +597,13 @@ func (c *conn) handleRaw(raw []byte) (bool, error) {
 	c.quiet = t == packet.SUBSCRIBE || t == packet.UNSUBSCRIBE || t == packet.PINGREQ
 	switch t {
 	case packet.PUBLISH:
-		if _, err := packet.DecodePublish(raw, c.version, &c.pub); err != nil {
+		if c.pub == nil {
+			c.pub = new(packet.Publish) // a subscriber that never publishes has none
+		}
+		if _, err := packet.DecodePublish(raw, c.version, c.pub); err != nil {
 			return false, err
 		}
-		return c.handlePublish(&c.pub), nil
+		return c.handlePublish(c.pub), nil
 	case packet.PUBACK, packet.PUBREC, packet.PUBCOMP, packet.PUBREL:
 		flags := byte(0)
 		if t == packet.PUBREL {
@@ -705,11 +711,12 @@ func (c *conn) finish() {
 	select {
 	case <-c.writerDone:
 	default:
+		c.rpool.leave()
 		t := time.NewTimer(writeTimeout)
 		select {
 		case <-c.writerDone:
 		case <-t.C:
-			c.stopOnce.Do(func() { close(c.hardStop) })
+			c.hardStop.Store(true)
 			<-c.writerDone
 		}
 		t.Stop()

@@ -113,6 +113,7 @@ func (c *conn) waitFlow() bool {
 		c.blocked = c.blocked[:0]
 	}()
 	c.releaseWriter() // what is queued goes out while the reader waits
+	c.rpool.leave()
 	for _, bc := range c.blocked {
 		ch := bc.flow.wait()
 		if ch == nil {

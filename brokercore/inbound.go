@@ -162,7 +162,7 @@ func (c *conn) recordQoS2(pid uint16) []msg.Op {
 	s := c.sess
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.inQoS2[pid] = struct{}{}
+	s.addQoS2(pid)
 	if s.persistent && c.b.store != nil {
 		return []msg.Op{{Key: qos2Key(s.id, pid), Value: []byte{1}}}
 	}

@@ -3,6 +3,8 @@ package brokercore
 import (
 	"errors"
 	"io"
+	"net"
+	"os"
 	"syscall"
 	"time"
 )
@@ -83,6 +85,9 @@ func (c *conn) parkable() {
 		return
 	}
 	c.b.poller.setSocket(c, raw, fd)
+	c.outMu.Lock()
+	c.wraw = raw
+	c.outMu.Unlock()
 }
 
 // readNow reads what the socket holds without waiting: (0, nil) when
@@ -112,6 +117,31 @@ func (c *conn) readNow(p []byte) (int, error) {
 	return n, nil
 }
 
+// writeNow writes what the socket takes of p without waiting: n < len(p)
+// (maybe 0) when its send buffer is full.
+func (c *conn) writeNow(raw syscall.RawConn, p []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), p)
+			if werr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err // write deadline passed, connection closed
+	case errors.Is(werr, syscall.EAGAIN):
+		return 0, nil
+	case werr != nil:
+		// As net.Conn's Write reports it, for the log.
+		return 0, &net.OpError{Op: "write", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+	}
+	return max(n, 0), nil
+}
+
 // tryPark (after parkAfter of silence) hands c to the poller if nothing is
 // waiting on the socket; it reports whether the reader goroutine must
 // return (the connection is parked) and any read error. On false with no
@@ -130,18 +160,30 @@ func (c *conn) tryPark(deadline time.Time) (bool, error) {
 	}
 	c.in.drop() // a parked connection holds no read buffer
 	c.parkedAt = time.Now()
-	return c.b.poller.park(c, deadline), nil
+	// Once parked, c belongs to the poller and the next reader: this one
+	// lets go of its pool place first.
+	w := c.rpool
+	c.rpool = nil
+	if c.b.poller.park(c, deadline) {
+		return true, nil
+	}
+	c.rpool = w
+	return false, nil
 }
 
-// resume is the reader goroutine started for a parked connection that was
-// woken: it carries on reading, and finishes the connection unless it
-// parks again.
-func (c *conn) resume() {
+// resume is the reader for a parked connection that was woken, run by a
+// resumer pool goroutine w (pool.go): it carries on reading, and finishes
+// the connection unless it parks again. w leaves the pool (c.rpool.leave)
+// before anything that may wait.
+func (c *conn) resume(w *poolWorker) (more bool) {
+	c.rpool = w
 	c.lively = time.Since(c.parkedAt) < livelyGap
 	if c.readPackets(true) {
-		return
+		return false // tryPark cleared rpool: c may already run elsewhere
 	}
 	c.end()
+	c.rpool = nil
+	return false
 }
 
 // closeNet closes the network connection; a parked connection is woken

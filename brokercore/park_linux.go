@@ -98,7 +98,7 @@ func (p *poller) stop(c *conn) {
 	c.park.parked = false
 	p.nparked--
 	p.mu.Unlock()
-	go c.resume()
+	p.b.resumers.run(c)
 }
 
 // forget drops c's socket from the set before it is closed (its
@@ -123,7 +123,7 @@ func (p *poller) forget(c *conn) {
 	}
 	p.mu.Unlock()
 	if parked {
-		go c.resume()
+		p.b.resumers.run(c)
 	}
 }
 
@@ -172,7 +172,7 @@ func (p *poller) run() {
 			}
 			c.park.parked = false
 			p.nparked--
-			go c.resume()
+			p.b.resumers.run(c)
 		}
 		p.mu.Unlock()
 	}
@@ -187,7 +187,7 @@ func (p *poller) sweep() {
 		if ps.parked && !ps.deadline.IsZero() && !now.Before(ps.deadline) {
 			ps.parked = false
 			p.nparked--
-			go c.resume()
+			p.b.resumers.run(c)
 		}
 	}
 }
@@ -216,6 +216,6 @@ func (p *poller) close() {
 	p.f.Close()
 	p.mu.Unlock()
 	for _, c := range woken {
-		go c.resume()
+		p.b.resumers.run(c)
 	}
 }

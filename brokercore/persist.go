@@ -233,7 +233,7 @@ func decodeInfo(s *session, b []byte) error {
 	for j := uint64(0); j < n && d.err == nil; j++ {
 		f := d.str()
 		o := subOpts{QoS: d.byte1(), NoLocal: d.bool(), RetainAsPublished: d.bool(), RetainHandling: d.byte1(), SubID: uint32(d.u())}
-		s.subs[f] = o
+		s.setSub(f, o)
 	}
 	if d.err == nil && len(d.b) > 0 {
 		// A session online at a crash has 0: its expiry counts from the load.
@@ -347,7 +347,7 @@ func (b *Broker) load() error {
 			}
 		}
 		for _, pid := range p.q2 {
-			s.inQoS2[pid] = struct{}{}
+			s.addQoS2(pid)
 		}
 		for f, o := range s.subs {
 			b.subs.Add(f, s, subRef{s: s, opts: o})

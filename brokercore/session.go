@@ -104,7 +104,25 @@ type session struct {
 }
 
 func (b *Broker) newSession(id string) *session {
-	return &session{b: b, id: id, uid: b.newUID(), subs: make(map[string]subOpts), inQoS2: make(map[uint16]struct{})}
+	// subs and inQoS2 are made on first use: a client that only publishes
+	// QoS 0/1 never needs them (issue 9: memory per connection).
+	return &session{b: b, id: id, uid: b.newUID()}
+}
+
+// setSub records subscription filter; s.mu held.
+func (s *session) setSub(filter string, o subOpts) {
+	if s.subs == nil {
+		s.subs = make(map[string]subOpts)
+	}
+	s.subs[filter] = o
+}
+
+// addQoS2 records an inbound QoS 2 packet id between PUBREC and PUBREL; s.mu held.
+func (s *session) addQoS2(pid uint16) {
+	if s.inQoS2 == nil {
+		s.inQoS2 = make(map[uint16]struct{})
+	}
+	s.inQoS2[pid] = struct{}{}
 }
 
 // online reports whether the session has a connection; s.mu held.
@@ -470,7 +488,7 @@ func (s *session) subscribe(filter string, o subOpts) (isNew bool, retained []*m
 	}
 	b.subMu.Unlock()
 	s.mu.Lock()
-	s.subs[filter] = o
+	s.setSub(filter, o)
 	s.mu.Unlock()
 	return isNew, retained
 }

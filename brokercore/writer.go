@@ -2,6 +2,7 @@ package brokercore
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/packet"
@@ -66,6 +67,18 @@ type replyReader conn
 func (r *replyReader) Read(p []byte) (int, error) {
 	c := (*conn)(r)
 	c.releaseWriter()
+	if c.rpool.pooled() {
+		// A resumer pool goroutine reads without waiting, and leaves the
+		// pool before it waits for bytes (pool.go).
+		n, err := c.readNow(p)
+		if n > 0 {
+			c.takeWriter()
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+		c.rpool.leave()
+	}
 	n, err := c.nc.Read(p)
 	if n > 0 {
 		c.takeWriter()
@@ -96,8 +109,9 @@ func (c *conn) releaseWriter() {
 	c.outMu.Lock()
 	batch := c.out
 	c.out = nil
+	raw := c.wraw
 	c.outMu.Unlock()
-	if len(batch) > 0 && !c.writeBatch(batch) {
+	if len(batch) > 0 && !c.writeBatch(batch, c.rpool, raw) {
 		return // writeFailed gave up the role
 	}
 	c.outMu.Lock()
@@ -108,10 +122,10 @@ func (c *conn) releaseWriter() {
 	c.outMu.Unlock()
 }
 
-// wakeLocked starts the writer goroutine unless a writer holds the role
-// (or has ended for good); outMu held. It is counted in Broker.wg like
-// every other. With nothing queued it starts none: a closing connection
-// is closed here (a disconnect storm starts no writers only to close).
+// wakeLocked hands the writer role to the writer pool (pool.go) unless
+// a writer holds it (or has ended for good); outMu held. With nothing
+// queued it does not: a closing connection is closed here (a disconnect
+// storm wakes no writers only to close).
 func (c *conn) wakeLocked() {
 	if c.writing || c.writerEnded {
 		return
@@ -123,11 +137,7 @@ func (c *conn) wakeLocked() {
 		return
 	}
 	c.writing = true
-	c.b.wg.Add(1)
-	go func() {
-		defer c.b.wg.Done()
-		c.writeLoop()
-	}()
+	c.b.writers.run(c)
 }
 
 // closeAfter queues p (may be nil) as the last packet: the writer sends
@@ -148,12 +158,14 @@ func (c *conn) closeAfter(p packet.Packet) {
 }
 
 // writeLoop is the connection's one writer while there is something to
-// write: it encodes the queue into a buffer taken from bufPool and writes
-// it once per batch (or every writeChunk bytes), and returns when the
-// queue is empty. Once the connection is closing and everything is
-// written it closes the network connection and writerDone. It owns
-// outbound topic aliases and the client's Maximum Packet Size.
-func (c *conn) writeLoop() {
+// write, run by a writer pool goroutine w: it encodes the queue into a
+// buffer taken from bufPool and writes it once per batch (or every
+// writeChunk bytes), and returns when the queue is empty. Once the
+// connection is closing and everything is written it closes the network
+// connection and writerDone. It owns outbound topic aliases and the
+// client's Maximum Packet Size. more: it still holds the writer role and
+// stopped after a batch because other connections wait for the pool.
+func (c *conn) writeLoop(w *poolWorker) (more bool) {
 	var batch []packet.Packet
 	for {
 		c.outMu.Lock()
@@ -166,23 +178,25 @@ func (c *conn) writeLoop() {
 				c.endWriterLocked()
 			}
 			c.outMu.Unlock()
-			return
+			return false
 		}
+		raw := c.wraw
 		c.outMu.Unlock()
-		select {
-		case <-c.hardStop:
+		if c.hardStop.Load() {
 			c.outMu.Lock()
 			c.writing = false
 			c.endWriterLocked()
 			c.outMu.Unlock()
-			return
-		default:
+			return false
 		}
-		if !c.writeBatch(batch) {
-			return
+		if !c.writeBatch(batch, w, raw) {
+			return false
 		}
 		if cap(batch) > 1024 {
 			batch = nil // a burst is over: do not keep its array
+		}
+		if w.pooled() && w.p.waiting() {
+			return true // others' turn; c keeps the role and queues again
 		}
 	}
 }
@@ -199,8 +213,10 @@ func (c *conn) endWriterLocked() {
 }
 
 // writeBatch encodes and writes batch, clearing it; false if the write
-// failed (the connection is closed).
-func (c *conn) writeBatch(batch []packet.Packet) bool {
+// failed (the connection is closed). w is the pool goroutine writing (nil:
+// the reader) and raw the socket, to write without waiting (nil: no
+// socket).
+func (c *conn) writeBatch(batch []packet.Packet, w *poolWorker, raw syscall.RawConn) bool {
 	if now := time.Now(); c.wdeadline.Sub(now) < writeTimeout/2 {
 		c.wdeadline = now.Add(writeTimeout)
 		c.nc.SetWriteDeadline(c.wdeadline)
@@ -234,7 +250,7 @@ func (c *conn) writeBatch(batch []packet.Packet) bool {
 		}
 		c.b.stats.BytesSent.Add(int64(len(buf) - start))
 		if len(buf) >= writeChunk {
-			if _, err := c.nc.Write(buf); err != nil {
+			if err := c.write(buf, w, raw); err != nil {
 				c.writeFailed(err)
 				return false
 			}
@@ -242,7 +258,7 @@ func (c *conn) writeBatch(batch []packet.Packet) bool {
 		}
 	}
 	if len(buf) > 0 {
-		if _, err := c.nc.Write(buf); err != nil {
+		if err := c.write(buf, w, raw); err != nil {
 			c.writeFailed(err)
 			return false
 		}
@@ -252,6 +268,24 @@ func (c *conn) writeBatch(batch []packet.Packet) bool {
 		c.flow.addQoS0(-qos0)
 	}
 	return true
+}
+
+// write writes buf to the client. A pool goroutine first writes what the
+// socket takes without waiting, and leaves the pool before it waits for
+// the rest (pool.go).
+func (c *conn) write(buf []byte, w *poolWorker, raw syscall.RawConn) error {
+	if w.pooled() {
+		if raw != nil {
+			n, err := c.writeNow(raw, buf)
+			if err != nil || n == len(buf) {
+				return err
+			}
+			buf = buf[n:]
+		}
+		w.leave()
+	}
+	_, err := c.nc.Write(buf)
+	return err
 }
 
 func (c *conn) writeFailed(err error) {

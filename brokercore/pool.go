@@ -1,0 +1,147 @@
+package brokercore
+
+import (
+	"runtime"
+	"sync"
+)
+
+// Goroutines for connections with nothing running (issue 9: what a burst
+// of traffic to idle clients costs).
+//
+// A message to a parked subscriber used to start a goroutine of its own to
+// write it, and the subscriber's PUBACK another to read it: one QoS 1
+// message to each of 2,000 idle sensors started about 4,000 goroutines in
+// a burst, 6 MiB of stacks at once for a few microseconds of work each.
+// Instead, that work goes to two pools (Broker.writers: writeLoop, for a
+// connection whose writer role is free; Broker.resumers: resume, for a
+// parked connection the poller woke), each at most limit goroutines that
+// take the connections in turn, first come first served.
+//
+// A pool goroutine never waits on a client or on another goroutine. It
+// writes and reads without blocking (writeNow, readNow), and the moment it
+// would wait (a client's socket is full, a woken connection has nothing
+// more to read yet, a publisher is held by flow control, a closing
+// connection waits for its writer) it leaves the pool (poolWorker.leave)
+// and carries on for that one connection as a goroutine of its own, as
+// before; another goroutine takes its place in the pool. A connection
+// with more to write after a batch goes to the back of the line when
+// others wait, so a busy subscriber cannot hold up the rest. Which
+// goroutine runs a connection's reader or writer changes nothing about
+// what is read or written or in what order: there is one reader and one
+// writer at a time (park.go, writer.go).
+
+// connPool runs task for connections handed to it (run), on at most limit
+// goroutines, first come first served.
+type connPool struct {
+	b     *Broker
+	limit int
+	// task does one connection's work. more: stopped early for others'
+	// sake; c goes to the back of the line.
+	task func(c *conn, w *poolWorker) (more bool)
+
+	mu      sync.Mutex
+	queue   []*conn // waiting for a pool goroutine
+	head    int
+	running int // pool goroutines (not counting those that left)
+}
+
+func newConnPool(b *Broker, task func(*conn, *poolWorker) bool) *connPool {
+	return &connPool{b: b, limit: max(4, 2*runtime.GOMAXPROCS(0)), task: task}
+}
+
+// poolWorker is one pool goroutine's claim on its place in the pool.
+type poolWorker struct {
+	p    *connPool
+	left bool // the goroutine left the pool: it finishes this one task, then ends
+}
+
+// run has a pool goroutine run task for c. It never blocks.
+func (p *connPool) run(c *conn) {
+	p.mu.Lock()
+	if p.running < p.limit {
+		p.running++
+		p.mu.Unlock()
+		p.start(c)
+		return
+	}
+	p.queue = append(p.queue, c)
+	p.mu.Unlock()
+}
+
+func (p *connPool) start(c *conn) {
+	p.b.wg.Add(1)
+	go func() {
+		defer p.b.wg.Done()
+		p.work(c)
+	}()
+}
+
+// work runs task for c, then for every connection waiting, and ends when
+// none is (an idle broker holds no pool goroutine).
+func (p *connPool) work(c *conn) {
+	for c != nil {
+		w := poolWorker{p: p}
+		more := p.task(c, &w)
+		if w.left {
+			return
+		}
+		p.mu.Lock()
+		if more {
+			if p.head == len(p.queue) {
+				p.mu.Unlock()
+				continue // nobody else waits: carry on for c
+			}
+			p.queue = append(p.queue, c)
+		}
+		c = p.nextLocked()
+		if c == nil {
+			p.running--
+		}
+		p.mu.Unlock()
+	}
+}
+
+// nextLocked takes the first connection waiting, or nil; mu held.
+func (p *connPool) nextLocked() *conn {
+	if p.head == len(p.queue) {
+		p.queue, p.head = p.queue[:0], 0
+		if cap(p.queue) > 1024 {
+			p.queue = nil // a burst is over: do not keep its array
+		}
+		return nil
+	}
+	c := p.queue[p.head]
+	p.queue[p.head] = nil
+	p.head++
+	return c
+}
+
+// waiting reports whether connections wait for a pool goroutine.
+func (p *connPool) waiting() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.head < len(p.queue)
+}
+
+// leave takes the calling goroutine out of the pool before it may wait;
+// another goroutine takes over the connections waiting. nil (not a pool
+// goroutine) and a second call do nothing.
+func (w *poolWorker) leave() {
+	if w == nil || w.left {
+		return
+	}
+	w.left = true
+	p := w.p
+	p.mu.Lock()
+	next := p.nextLocked()
+	if next == nil {
+		p.running--
+	}
+	p.mu.Unlock()
+	if next != nil {
+		p.start(next) // the place passes on: running is unchanged
+	}
+}
+
+// pooled reports whether the caller is a pool goroutine (not one that left).
+func (w *poolWorker) pooled() bool { return w != nil && !w.left }
