@@ -87,6 +87,14 @@ func (x *inbuf) next(maxSize int) ([]byte, error) {
 	}
 	for {
 		avail := x.b[x.start:x.end]
+		if len(avail) == 0 {
+			// Nothing buffered: read, without building the "incomplete"
+			// error FixedHeader would return (an allocation per read).
+			if err := x.fill(1); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		t, _, rl, hl, err := packet.FixedHeader(avail)
 		var need int
 		switch {
