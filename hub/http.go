@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,6 +33,7 @@ const defaultHTTPListen = "127.0.0.1:9883"
 type httpState struct {
 	addr net.Addr
 	tls  bool
+	cert *consoleCert // with http.tls; re-read by Reload (SIGHUP)
 
 	mu        sync.Mutex
 	disk      int64
@@ -40,6 +42,28 @@ type httpState struct {
 	ackedAt   time.Time
 	drainRate float64 // records/s, smoothed
 }
+
+// consoleCert is the console's TLS certificate. New handshakes read the
+// current one, so a renewed certificate (certbot's deploy hook, a site's
+// own CA) takes effect on SIGHUP like the broker's listeners', and open
+// sessions keep going.
+type consoleCert struct {
+	certFile, keyFile string
+	cur               atomic.Pointer[tls.Certificate]
+}
+
+// load reads the certificate and key files; on error the current
+// certificate stays.
+func (c *consoleCert) load() error {
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return fmt.Errorf("http.tls: cert_file %s, key_file %s: %w", c.certFile, c.keyFile, err)
+	}
+	c.cur.Store(&cert)
+	return nil
+}
+
+func (c *consoleCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
 
 // httpURL is the console's URL for the summary.
 func (s *httpState) url() string {
@@ -76,11 +100,11 @@ func (h *Hub) startHTTP(ctx context.Context) (func(context.Context) error, error
 	}
 	var tlsCfg *tls.Config
 	if st.tls {
-		cert, err := tls.LoadX509KeyPair(hc.TLS.CertFile, hc.TLS.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("http.tls: %w", err)
+		st.cert = &consoleCert{certFile: hc.TLS.CertFile, keyFile: hc.TLS.KeyFile}
+		if err := st.cert.load(); err != nil {
+			return nil, err
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsCfg = &tls.Config{GetCertificate: st.cert.get, MinVersion: tls.VersionTLS12}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -167,8 +167,9 @@ func (h *Hub) Healthy() error {
 }
 
 // Reload re-reads the configuration (SIGHUP) and applies what can change
-// without dropping clients: the log level, the password file and ACL. A
-// broken file keeps the running configuration and returns why.
+// without dropping clients: the log level, the password file and ACL, the
+// TLS certificates (broker listeners and console), the sensors. A broken
+// file keeps the running configuration and returns why.
 func (h *Hub) Reload() error {
 	_ = sdnotify.Reloading()
 	defer sdnotify.Ready()
@@ -189,6 +190,13 @@ func (h *Hub) Reload() error {
 	}
 	if err := h.reloadSensors(cfg.Sensors); err != nil {
 		errs = append(errs, fmt.Errorf("reload sensors: %w", err))
+	}
+	if h.http != nil && h.http.cert != nil {
+		if err := h.http.cert.load(); err != nil {
+			errs = append(errs, fmt.Errorf("reload console TLS (keeping the old certificate): %w", err))
+		} else {
+			h.log.Info("reloaded console TLS certificate", "cert_file", h.http.cert.certFile)
+		}
 	}
 	if restart := restartNeeded(h.cfg, cfg); len(restart) > 0 {
 		h.log.Warn("changed settings take effect after a restart (systemctl restart outpost)", "sections", restart)

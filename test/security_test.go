@@ -817,8 +817,7 @@ func TestSecuritySIGHUP(t *testing.T) {
 		n := len(logLines(p, loaded))
 		hup(t, p, n+1, loaded)
 		if len(logLines(p, "reloaded TLS certificates")) == 0 {
-			// Remove when the hub's SIGHUP reloads the listeners' certificates.
-			t.Skip("needs Broker.Reload (brokercore/broker.go) to call Reload() on every listener that implements listener.Reloader; SIGHUP re-read the password file but not the TLS certificates")
+			t.Fatalf("SIGHUP did not reload the TLS listener's certificate:\n%s", p.out.String())
 		}
 		if s := serial(); s != renewed.Serial.String() {
 			t.Fatalf("serial %s after reload, want the renewed certificate's %s", s, renewed.Serial)
@@ -828,4 +827,43 @@ func TestSecuritySIGHUP(t *testing.T) {
 			t.Fatalf("alice got %+v", m)
 		}
 	})
+}
+
+// TestSecurityConsoleTLSReload: the web console's certificate is re-read
+// on SIGHUP like the listeners' (a renewed certificate is served to new
+// connections), and a broken file keeps the old one in force.
+func TestSecurityConsoleTLSReload(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	cert := pki.CA.server("console")
+	cfg := strings.Replace(secConfig("  listeners:\n"+plainListener), `http: {listen: "off"}`,
+		fmt.Sprintf("http:\n  listen: \"127.0.0.1:0\"\n  tls: {cert_file: %q, key_file: %q}", cert.Cert, cert.Key), 1)
+	if !strings.Contains(cfg, "cert_file") {
+		t.Fatalf("secConfig no longer has http: {listen: \"off\"}:\n%s", cfg)
+	}
+	p := startOutpost(t, cfg)
+	web := p.addr("web console")
+	serial := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", web, pki.CA.tlsConfig(certFiles{}))
+		if err != nil {
+			t.Fatalf("console TLS: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	if s := serial(); s != cert.Serial.String() {
+		t.Fatalf("console serves serial %s, want %s", s, cert.Serial)
+	}
+	renewed := pki.CA.server("console") // same files, new serial
+	hup(t, p, 1, "reloaded console TLS certificate")
+	if s := serial(); s != renewed.Serial.String() {
+		t.Fatalf("console serves serial %s after SIGHUP, want the renewed %s", s, renewed.Serial)
+	}
+	writeFile(t, renewed.Cert, "not a certificate\n")
+	hup(t, p, 1, "reload console TLS (keeping the old certificate)")
+	waitLog(t, p, "keeping the old certificate", renewed.Cert)
+	if s := serial(); s != renewed.Serial.String() {
+		t.Fatalf("console serves serial %s after a broken reload, want %s still", s, renewed.Serial)
+	}
 }
