@@ -110,8 +110,7 @@ func TestSecurityMaxConnections(t *testing.T) {
 			t.Fatalf("stop: %v", err)
 		}
 		if len(logLines(p, cause, "refused_since_last_log=3")) == 0 {
-			// Remove when the broker flushes its refusal counts.
-			t.Skip("needs brokercore/broker.go limitLogger to log the counts still pending (on a timer and at Shutdown), as listener's refusalLog.flush does; three refusals after the last line were never logged")
+			t.Fatalf("the three refusals after the last log line were not logged at stop:\n%s", p.out.String())
 		}
 	})
 }

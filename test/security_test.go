@@ -282,11 +282,6 @@ func TestSecurityIdentityAsUsername(t *testing.T) {
 	addr := brokerAddrs(t, p, 1)[0]
 	certArgs := []string{"--cafile", pki.CA.File, "--cert", pki.Client.Cert, "--key", pki.Client.Key}
 	out, err := runTool(t, "mosquitto_pub", mosqArgs(t, addr, append(certArgs, "-q", "1", "-r", "-t", "sites/sensor-7/temp", "-m", "21.5")...)...)
-	if err != nil && len(logLines(p, "anonymous client not allowed")) > 0 {
-		// Remove when brokercore takes the username from
-		// listener.PeerIdentity on a use_identity_as_username listener.
-		t.Skip("needs brokercore (conn.go connect) to set the username from listener.PeerIdentity(nc) when the listener has tls.use_identity_as_username; the client with CN sensor-7 was refused as anonymous")
-	}
 	if err != nil {
 		t.Fatalf("mosquitto_pub with CN sensor-7 to its own topic: %v\n%s\nhub:\n%s", err, out, p.out.String())
 	}
