@@ -122,6 +122,10 @@ func TestACL(t *testing.T) {
 	if err := s.Publish(t.Context(), msg.Message{Topic: "data/z"}); !errors.Is(err, msg.ErrNotAuthorized) {
 		t.Fatalf("in-process publish: %v", err)
 	}
+	// MayPublish answers for a front end acting for a user (the console).
+	if b.MayPublish("console", "bob", "data/z") || !b.MayPublish("console", "alice", "data/z") {
+		t.Fatal("MayPublish does not follow the ACL")
+	}
 	// Retained messages are read-checked too.
 	a2 := connected(t, b, packet.V5, "a2", true, creds("alice", "pw"))
 	a2.subscribe(1, "secret/#", 0) // CanSubscribe false for alice: refused outright

@@ -25,6 +25,10 @@ import (
 	"github.com/outpost-iot/outpost/storeforward/queue"
 )
 
+// consoleClientID is the client id the console's test messages carry,
+// for ACL pattern lines (%c).
+const consoleClientID = "outpost-console"
+
 // defaultHTTPListen is http.listen's default (DESIGN.md).
 const defaultHTTPListen = "127.0.0.1:9883"
 
@@ -159,13 +163,14 @@ func (h *Hub) startHTTP(ctx context.Context) (func(context.Context) error, error
 // consoleSources adapts the real parts to what the console reads.
 func (h *Hub) consoleSources(st *httpState) console.Sources {
 	src := console.Sources{
-		Version:   h.opts.Version,
-		Started:   time.Now(),
-		Broker:    func() console.BrokerStats { return brokerStats(h.broker.Stats()) },
-		Publish:   h.broker,
-		Subscribe: h.broker,
-		Health:    h.Healthy,
-		Uplink:    h.consoleUplink,
+		Version:    h.opts.Version,
+		Started:    time.Now(),
+		Broker:     func() console.BrokerStats { return brokerStats(h.broker.Stats()) },
+		Publish:    h.broker,
+		MayPublish: func(user, topic string) bool { return h.broker.MayPublish(consoleClientID, user, topic) },
+		Subscribe:  h.broker,
+		Health:     h.Healthy,
+		Uplink:     h.consoleUplink,
 	}
 	if h.gateway != nil {
 		src.Gateway = func() console.GatewayStats { return gatewayStats(h.gateway.Stats()) }

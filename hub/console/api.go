@@ -77,8 +77,9 @@ func (c *Console) read(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// actionFunc handles an authorized action with its JSON body.
-type actionFunc func(w http.ResponseWriter, r *http.Request, who *slog.Logger, body []byte)
+// actionFunc handles an authorized action with its JSON body; user is the
+// logged-in user ("" on loopback without a login) and who logs with it.
+type actionFunc func(w http.ResponseWriter, r *http.Request, who *slog.Logger, user string, body []byte)
 
 // action wraps a state-changing endpoint: it needs the session cookie and
 // the CSRF token (403 without), a body of at most 64 KiB (413), and logs
@@ -101,11 +102,11 @@ func (c *Console) action(name string, h actionFunc) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
 			return
 		}
-		user := ss.user
-		if user == "" {
-			user = "(local, no login)"
+		shown := ss.user
+		if shown == "" {
+			shown = "(local, no login)"
 		}
-		h(w, r, c.log.With("action", name, "user", user, "remote", r.RemoteAddr), body)
+		h(w, r, c.log.With("action", name, "user", shown, "remote", r.RemoteAddr), ss.user, body)
 	}
 }
 
@@ -204,7 +205,7 @@ func (c *Console) apiLogin(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Session{LoginRequired: true, LoggedIn: true, User: ss.user, CSRF: ss.csrf, Expires: ss.expires})
 }
 
-func (c *Console) apiLogout(w http.ResponseWriter, r *http.Request, who *slog.Logger, _ []byte) {
+func (c *Console) apiLogout(w http.ResponseWriter, r *http.Request, who *slog.Logger, _ string, _ []byte) {
 	if ss := c.sess.get(r); ss != nil {
 		c.sess.remove(ss.token)
 	}
@@ -477,7 +478,10 @@ func validTopicName(t string) error {
 	return nil
 }
 
-func (c *Console) apiPublish(w http.ResponseWriter, r *http.Request, who *slog.Logger, body []byte) {
+// apiPublish publishes a test message. A logged-in user publishes with the
+// rights the broker's ACL gives that user name (as mosquitto_pub -u USER
+// would); on loopback without a login the console is the local operator.
+func (c *Console) apiPublish(w http.ResponseWriter, r *http.Request, who *slog.Logger, user string, body []byte) {
 	var in struct {
 		Topic   string `json:"topic"`
 		Payload string `json:"payload"`
@@ -500,6 +504,11 @@ func (c *Console) apiPublish(w http.ResponseWriter, r *http.Request, who *slog.L
 		writeError(w, http.StatusServiceUnavailable, "no broker to publish to")
 		return
 	}
+	if user != "" && c.src.MayPublish != nil && !c.src.MayPublish(user, in.Topic) {
+		who.Warn("console publish refused: the ACL does not let this user write the topic", "topic", in.Topic)
+		writeError(w, http.StatusForbidden, fmt.Sprintf("user %q may not publish to %q (broker.acl_file)", user, in.Topic))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	err := c.src.Publish.Publish(ctx, msg.Message{Topic: in.Topic, Payload: []byte(in.Payload), QoS: in.QoS, Retain: in.Retain})
@@ -516,7 +525,7 @@ func (c *Console) apiPublish(w http.ResponseWriter, r *http.Request, who *slog.L
 	writeJSON(w, http.StatusOK, map[string]any{"published": true, "topic": in.Topic})
 }
 
-func (c *Console) apiPurge(w http.ResponseWriter, r *http.Request, who *slog.Logger, body []byte) {
+func (c *Console) apiPurge(w http.ResponseWriter, r *http.Request, who *slog.Logger, _ string, body []byte) {
 	var in struct {
 		Lane string `json:"lane"`
 	}
@@ -537,7 +546,7 @@ func (c *Console) apiPurge(w http.ResponseWriter, r *http.Request, who *slog.Log
 	writeJSON(w, http.StatusOK, map[string]any{"purged": n, "lane": in.Lane})
 }
 
-func (c *Console) apiReadSensor(w http.ResponseWriter, r *http.Request, who *slog.Logger, body []byte) {
+func (c *Console) apiReadSensor(w http.ResponseWriter, r *http.Request, who *slog.Logger, _ string, body []byte) {
 	var in struct {
 		Name string `json:"name"`
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,12 +256,20 @@ func TestActionsRefuseForgedRequests(t *testing.T) {
 		t.Error("refusals not logged")
 	}
 
-	// With everything, each action works and is logged.
+	// With everything, each action works and is logged. On loopback with
+	// no login the console is the local operator: the broker's ACL (here
+	// refusing everything) is not asked.
+	r.parts.set(func(f *fakeParts) { f.mayPublish = func(string, string) bool { return false } })
 	resp := r.do("POST", "/api/actions/publish", pub, map[string]string{csrfHeader: csrf}, ck)
 	decode[map[string]any](t, resp, 200)
 	if r.broker.count() != 1 {
 		t.Fatal("publish did not publish")
 	}
+	r.parts.set(func(f *fakeParts) {
+		if len(f.aclAsked) != 0 {
+			t.Errorf("ACL asked %q for a console without login", f.aclAsked)
+		}
+	})
 	if m := r.broker.published[0]; m.Topic != "test/x" || string(m.Payload) != "hi" || m.QoS != 1 {
 		t.Errorf("published %+v", m)
 	}
@@ -400,6 +409,29 @@ func TestLogin(t *testing.T) {
 	decode[map[string]any](t, r.do("POST", "/api/actions/publish", `{"topic":"t","confirm":true}`, map[string]string{csrfHeader: s.CSRF}, ck), 200)
 	if !strings.Contains(r.logs.String(), "user=admin") {
 		t.Error("action not logged with the user")
+	}
+	// The logged-in user publishes with the rights the broker's ACL gives
+	// that name: a topic it may not write is refused and not published.
+	r.parts.set(func(f *fakeParts) {
+		f.mayPublish = func(user, topic string) bool { return !strings.HasPrefix(topic, "valves/") }
+		f.aclAsked = nil
+	})
+	before := r.broker.count()
+	e := decode[apiError](t, r.do("POST", "/api/actions/publish", `{"topic":"valves/3/open","confirm":true}`, map[string]string{csrfHeader: s.CSRF}, ck), 403)
+	if !strings.Contains(e.Error, `user "admin" may not publish to "valves/3/open"`) {
+		t.Errorf("ACL refusal says %q", e.Error)
+	}
+	if r.broker.count() != before {
+		t.Error("a publish the ACL refuses reached the broker")
+	}
+	decode[map[string]any](t, r.do("POST", "/api/actions/publish", `{"topic":"t","confirm":true}`, map[string]string{csrfHeader: s.CSRF}, ck), 200)
+	r.parts.set(func(f *fakeParts) {
+		if want := []string{"admin valves/3/open", "admin t"}; !slices.Equal(f.aclAsked, want) {
+			t.Errorf("ACL asked %q, want %q", f.aclAsked, want)
+		}
+	})
+	if !strings.Contains(r.logs.String(), "console publish refused: the ACL does not let this user write the topic") {
+		t.Error("ACL refusal not logged")
 	}
 	// Prometheus with basic auth.
 	req, _ := http.NewRequest("GET", r.srv.URL+"/metrics", nil)

@@ -88,6 +88,9 @@ type fakeParts struct {
 	purged  []string
 	reads   []string
 	health  error
+	// mayPublish is the broker's ACL for logged-in users (nil: allow all).
+	mayPublish func(user, topic string) bool
+	aclAsked   []string // user topic, for each MayPublish call
 }
 
 func (f *fakeParts) set(fn func(*fakeParts)) {
@@ -142,7 +145,12 @@ func (f *fakeParts) sources(b *fakeBroker) Sources {
 			f.reads = append(f.reads, name)
 			return SensorReading{Time: time.Now(), Values: []Value{{Quantity: "temperature", Value: 22, Unit: "°C"}}}, nil
 		},
-		Publish:   b,
+		Publish: b,
+		MayPublish: func(user, topic string) bool {
+			defer lock()()
+			f.aclAsked = append(f.aclAsked, user+" "+topic)
+			return f.mayPublish == nil || f.mayPublish(user, topic)
+		},
 		Subscribe: b,
 		Health:    func() error { defer lock()(); return f.health },
 	}

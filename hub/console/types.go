@@ -34,7 +34,11 @@ type Sources struct {
 	// ReadSensor reads a sensor now, without publishing.
 	ReadSensor func(ctx context.Context, name string) (SensorReading, error)
 
-	Publish   msg.Publisher  // the test-message action; nil: action refused
+	Publish msg.Publisher // the test-message action; nil: action refused
+	// MayPublish reports whether a logged-in user may publish to topic
+	// (the broker's ACL); nil: no ACL.
+	MayPublish func(user, topic string) bool
+
 	Subscribe msg.Subscriber // the live topic tree and sensor history; nil: none
 
 	// Health is /healthz: nil error = 200 "ok", else 503 with the reason.
