@@ -94,16 +94,7 @@ func (c *conn) parkable() {
 // nothing is waiting; io.EOF when the peer closed; a timeout error once
 // the read deadline has passed.
 func (c *conn) readNow(p []byte) (int, error) {
-	var n int
-	var rerr error
-	err := c.park.raw.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = syscall.Read(int(fd), p)
-			if rerr != syscall.EINTR {
-				return true
-			}
-		}
-	})
+	n, rerr, err := ioNow(c.park.raw.Read, syscall.Read, p)
 	switch {
 	case err != nil:
 		return 0, err // deadline passed, connection closed
@@ -117,19 +108,26 @@ func (c *conn) readNow(p []byte) (int, error) {
 	return n, nil
 }
 
-// writeNow writes what the socket takes of p without waiting: n < len(p)
-// (maybe 0) when its send buffer is full.
-func (c *conn) writeNow(raw syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
+// ioNow makes one non-blocking read or write system call on a socket
+// (again on EINTR): op is the RawConn's Read or Write, call the system
+// call. callErr is the call's error (EAGAIN: nothing now), err the
+// RawConn's (deadline passed, connection closed).
+func ioNow(op func(func(uintptr) bool) error, call func(int, []byte) (int, error), p []byte) (n int, callErr, err error) {
+	err = op(func(fd uintptr) bool {
 		for {
-			n, werr = syscall.Write(int(fd), p)
-			if werr != syscall.EINTR {
+			n, callErr = call(int(fd), p)
+			if callErr != syscall.EINTR {
 				return true
 			}
 		}
 	})
+	return n, callErr, err
+}
+
+// writeNow writes what the socket takes of p without waiting: n < len(p)
+// (maybe 0) when its send buffer is full.
+func (c *conn) writeNow(raw syscall.RawConn, p []byte) (int, error) {
+	n, werr, err := ioNow(raw.Write, syscall.Write, p)
 	switch {
 	case err != nil:
 		return 0, err // write deadline passed, connection closed
