@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -206,6 +207,23 @@ func TestScenariosAgainstBroker(t *testing.T) {
 		cfg.Idle = 3 * time.Second
 		res, err := Run(ctx, cfg)
 		clean(t, res, err)
+	}
+}
+
+// TestConnectionsMemoryFigures: the connections scenario keeps the RSS
+// with every connection open apart from the whole run's peak (here the
+// broker is this test process).
+func TestConnectionsMemoryFigures(t *testing.T) {
+	srv := quietBroker(t, brokercore.Config{}, brokercore.Options{})
+	res, err := Run(context.Background(), Config{Scenario: Connections, Messages: 50, Addr: srv.Addr, BrokerPID: os.Getpid(), Idle: 3 * time.Second})
+	clean(t, res, err)
+	if res.BrokerHeldKiB <= 0 || res.BrokerPeakKiB < res.BrokerHeldKiB {
+		t.Fatalf("held RSS %d KiB, peak %d KiB: want a held figure at or below the peak", res.BrokerHeldKiB, res.BrokerPeakKiB)
+	}
+	var out strings.Builder
+	res.WriteText(&out)
+	if !strings.Contains(out.String(), "MiB with every connection open") {
+		t.Errorf("text output does not show the held figure:\n%s", out.String())
 	}
 }
 

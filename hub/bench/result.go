@@ -37,6 +37,10 @@ type Result struct {
 	BrokerUSPer   float64 `json:"broker_us_per_unit,omitempty"`
 	BrokerPeakKiB int64   `json:"broker_peak_rss_kib,omitempty"`
 	BrokerRSSKiB  int64   `json:"broker_rss_kib,omitempty"`
+	// BrokerHeldKiB (connections): the broker's RSS with every connection
+	// open, before the liveness round and the disconnects that the peak
+	// (read at the end of the run) also covers.
+	BrokerHeldKiB int64 `json:"broker_held_rss_kib,omitempty"`
 
 	LatP50us float64 `json:"lat_p50_us,omitempty"`
 	LatP90us float64 `json:"lat_p90_us,omitempty"`
@@ -111,9 +115,12 @@ func (r *Result) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "result      %d %s in %.2fs (%.0f/s); expected %d, received %d, lost %d, duplicates %d, reordered %d\n",
 		r.Units, r.Unit, r.WallSeconds, r.PerSecond, r.Expected, r.Received, r.Lost, r.Dups, r.Reorders)
 	if r.BrokerCPUms > 0 {
-		fmt.Fprintf(w, "broker cpu  %.1f µs/%s (%.0f ms)", r.BrokerUSPer, r.Unit, r.BrokerCPUms)
-		if r.BrokerPeakKiB > 0 {
-			fmt.Fprintf(w, ", peak RSS %.1f MiB", float64(r.BrokerPeakKiB)/1024)
+		fmt.Fprintf(w, "broker cpu  %.1f µs/%s (%.0f ms)\n", r.BrokerUSPer, r.Unit, r.BrokerCPUms)
+	}
+	if r.BrokerPeakKiB > 0 {
+		fmt.Fprintf(w, "broker mem  peak RSS %.1f MiB", float64(r.BrokerPeakKiB)/1024)
+		if r.BrokerHeldKiB > 0 {
+			fmt.Fprintf(w, " (%.1f MiB with every connection open)", float64(r.BrokerHeldKiB)/1024)
 		}
 		fmt.Fprintln(w)
 	}
