@@ -1,6 +1,7 @@
 package snbridge
 
 import (
+	"net"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -212,7 +213,7 @@ func (c *client) finishConnect(withWill bool) {
 			expiry = persistentExpiry
 		}
 		s, _, err := g.sessions.Open(g.ctx, msg.SessionOptions{
-			ClientID: c.id, Username: g.cfg.Username, Listener: listenerName(peer), RemoteAddr: remote,
+			ClientID: c.id, Username: g.usernameFor(peer), Listener: listenerName(peer), RemoteAddr: remote,
 			CleanStart: clean, SessionExpiry: expiry, Will: will, Deliver: c.deliver,
 		})
 		if err != nil {
@@ -242,6 +243,20 @@ func (c *client) finishConnect(withWill bool) {
 	c.resendInflight()
 	c.pump()
 	c.mu.Unlock()
+}
+
+// usernameFor is the broker username of a client connecting from p:
+// mqttsn.username, or on a DTLS port with use_identity_as_username its
+// PSK identity or certificate common name.
+func (g *Gateway) usernameFor(p *peer) string {
+	if p != nil && g.cfg.DTLS != nil && g.cfg.DTLS.UseIdentityAsUsername {
+		if it, ok := p.tr.t.(interface{ PeerIdentity(net.Addr) string }); ok {
+			if id := it.PeerIdentity(p.addr); id != "" {
+				return id
+			}
+		}
+	}
+	return g.cfg.Username
 }
 
 func listenerName(p *peer) string {

@@ -17,6 +17,8 @@ type Config struct {
 	Listen6 string `mapstructure:"listen6" yaml:"listen6"`
 	// Serial is an optional radio modem on a UART.
 	Serial *SerialConfig `mapstructure:"serial" yaml:"serial"`
+	// DTLS is an optional DTLS 1.2 port (dtls.go).
+	DTLS *DTLSConfig `mapstructure:"dtls" yaml:"dtls"`
 	// GatewayID is sent in ADVERTISE and GWINFO; 0 = 1.
 	GatewayID byte `mapstructure:"gateway_id" yaml:"gateway_id"`
 	// AdvertiseInterval between ADVERTISE messages; 0 = 15m, negative = off.
@@ -146,6 +148,13 @@ func (c Config) Validate() error {
 		}
 		if c.Serial.Baud < 0 {
 			bad("serial.baud", c.Serial.Baud, "must not be negative")
+		}
+	}
+	if c.DTLS != nil {
+		if err := c.DTLS.Validate(); err != nil {
+			errs = append(errs, err)
+		} else if _, err := net.ResolveUDPAddr("udp", c.DTLS.Listen); err != nil {
+			bad("dtls.listen", fmt.Sprintf("%q", c.DTLS.Listen), err.Error())
 		}
 	}
 	if c.AdvertiseInterval > 0 && c.AdvertiseInterval < time.Second {

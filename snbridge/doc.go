@@ -64,6 +64,14 @@
 // one radio channel use the forwarder encapsulation (section 5.5) to be
 // told apart.
 //
+// DTLS 1.2 (mqttsn.dtls, dtls.go, github.com/pion/dtls/v3): a UDP port of
+// its own; each client completes a handshake with a pre-shared key (a
+// mosquitto-format psk_file) or certificates, then sends MQTT-SN messages
+// inside the session, one per record. One goroutine per session reads its
+// records; replies find the session by address. With
+// use_identity_as_username the PSK identity or certificate common name is
+// the broker username of the node's session, for per-node ACLs.
+//
 // # Robustness
 //
 // One read loop per transport decodes nothing but the encapsulation header

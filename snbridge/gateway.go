@@ -68,7 +68,7 @@ type trEntry struct {
 
 type peerKey struct {
 	tr   int
-	addr net.Addr // comparable: udpAddr or serialAddr
+	addr net.Addr // comparable: udpAddr, dtlsAddr or serialAddr
 	node string   // Wireless Node Id behind a forwarder (section 5.5)
 }
 
@@ -99,7 +99,7 @@ type job struct {
 }
 
 // New checks cfg, loads the predefined topics and opens the transports
-// (UDP, optional UDP6 and serial), so that Addr is known before Run.
+// (UDP, optional UDP6, serial and DTLS), so that Addr is known before Run.
 // sessions opens a broker session per SN client, and one of the gateway's
 // own for QoS -1 messages, which come without a connection (section 6.8),
 // so the ACL applies to every publish as mqttsn.username.
@@ -150,6 +150,14 @@ func New(cfg Config, sessions msg.Sessions, log *slog.Logger) (*Gateway, error) 
 			return nil, fmt.Errorf("mqttsn.serial: %w", err)
 		}
 		g.addTransport(s, "serial", false, false)
+	}
+	if cfg.DTLS != nil {
+		d, err := listenDTLS(*cfg.DTLS, g.log)
+		if err != nil {
+			g.closeTransports()
+			return nil, err
+		}
+		g.addTransport(d, "dtls", false, true)
 	}
 	return g, nil
 }

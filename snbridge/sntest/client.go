@@ -43,9 +43,11 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Client is one MQTT-SN client over UDP.
+// Client is one MQTT-SN client over UDP (Dial) or any datagram
+// connection, e.g. a DTLS session (NewClient).
 type Client struct {
-	conn    *net.UDPConn
+	conn    net.Conn
+	udp     bool // conn is a UDP socket: a read error may be a passing ICMP message
 	opts    Options
 	pkts    chan snpacket.Packet
 	msgs    chan Message
@@ -73,14 +75,23 @@ func Dial(addr string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("sntest: dial %s: %w", addr, err)
 	}
 	_ = conn.SetReadBuffer(1 << 20)
+	return newClient(conn, opts, true), nil
+}
+
+// NewClient is a client on conn, which carries one MQTT-SN message per
+// Read and Write (a connected UDP socket, a DTLS session). Close closes
+// conn.
+func NewClient(conn net.Conn, opts Options) *Client { return newClient(conn, opts, false) }
+
+func newClient(conn net.Conn, opts Options, udp bool) *Client {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	c := &Client{conn: conn, opts: opts, noAck: opts.NoAck,
+	c := &Client{conn: conn, udp: udp, opts: opts, noAck: opts.NoAck,
 		pkts: make(chan snpacket.Packet, 1024), msgs: make(chan Message, 65536), raw: make(chan []byte, 64),
 		done: make(chan struct{}), topics: map[uint16]string{}, pending: map[uint16]Message{}}
 	c.wg.Go(c.readLoop)
-	return c, nil
+	return c
 }
 
 // Close closes the socket and waits for the reader.
@@ -142,7 +153,7 @@ func (c *Client) readLoop() {
 	for {
 		n, err := c.conn.Read(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || !c.udp {
 				return
 			}
 			continue // e.g. ICMP port unreachable surfacing as ECONNREFUSED
