@@ -168,8 +168,9 @@ func (h *Hub) Healthy() error {
 
 // Reload re-reads the configuration (SIGHUP) and applies what can change
 // without dropping clients: the log level, the password file and ACL, the
-// TLS certificates (broker listeners and console), the sensors. A broken
-// file keeps the running configuration and returns why.
+// TLS certificates (broker listeners and console), the MQTT-SN DTLS keys,
+// the sensors. A broken file keeps the running configuration and returns
+// why.
 func (h *Hub) Reload() error {
 	_ = sdnotify.Reloading()
 	defer sdnotify.Ready()
@@ -190,6 +191,11 @@ func (h *Hub) Reload() error {
 	}
 	if err := h.reloadSensors(cfg.Sensors); err != nil {
 		errs = append(errs, fmt.Errorf("reload sensors: %w", err))
+	}
+	if h.gateway != nil {
+		if err := h.gateway.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("reload mqtt-sn (keeping the old keys): %w", err))
+		}
 	}
 	if h.http != nil && h.http.cert != nil {
 		if err := h.http.cert.load(); err != nil {

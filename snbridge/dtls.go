@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -149,6 +150,11 @@ type dtlsTransport struct {
 	ln   net.Listener
 	log  *slog.Logger
 	idle time.Duration
+	cfg  DTLSConfig
+	// keys (PSK) or cert (certificates): what new handshakes use; Reload
+	// replaces them.
+	keys atomic.Pointer[map[string][]byte]
+	cert atomic.Pointer[tls.Certificate]
 
 	in   chan dtlsDatagram
 	ctx  context.Context // cancelled by Close: ends handshakes and reads
@@ -174,14 +180,14 @@ type dtlsSession struct {
 
 // listenDTLS opens the DTLS port described by cfg (validated).
 func listenDTLS(cfg DTLSConfig, log *slog.Logger) (*dtlsTransport, error) {
+	d := &dtlsTransport{log: log, cfg: cfg, in: make(chan dtlsDatagram, 64), sessions: make(map[dtlsAddr]*dtlsSession)}
+	if err := d.loadKeys(); err != nil {
+		return nil, err
+	}
 	var opts []dtls.ServerOption
 	if cfg.PSKFile != "" {
-		keys, err := loadPSKFile(cfg.PSKFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqttsn.dtls.%w", err)
-		}
 		opts = append(opts, dtls.WithPSK(func(identity []byte) ([]byte, error) {
-			if k, ok := keys[string(identity)]; ok {
+			if k, ok := (*d.keys.Load())[string(identity)]; ok {
 				return k, nil
 			}
 			return nil, fmt.Errorf("unknown PSK identity %q (not in %s)", identity, cfg.PSKFile)
@@ -197,11 +203,7 @@ func listenDTLS(cfg DTLSConfig, log *slog.Logger) (*dtlsTransport, error) {
 			dtls.TLS_PSK_WITH_AES_128_GCM_SHA256, dtls.TLS_PSK_WITH_AES_256_CCM_8,
 			dtls.TLS_PSK_WITH_AES_128_CBC_SHA256))
 	} else {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqttsn.dtls: cert_file %s, key_file %s: %w", cfg.CertFile, cfg.KeyFile, err)
-		}
-		opts = append(opts, dtls.WithCertificates(cert))
+		opts = append(opts, dtls.WithGetCertificate(func(*dtls.ClientHelloInfo) (*tls.Certificate, error) { return d.cert.Load(), nil }))
 		if cfg.ClientCAFile != "" {
 			pem, err := os.ReadFile(cfg.ClientCAFile)
 			if err != nil {
@@ -227,14 +229,48 @@ func listenDTLS(cfg DTLSConfig, log *slog.Logger) (*dtlsTransport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqttsn.dtls: listen %s: %w", cfg.Listen, err)
 	}
-	idle := cfg.IdleTimeout
-	if idle == 0 {
-		idle = 24 * time.Hour
+	d.ln, d.idle = ln, cfg.IdleTimeout
+	if d.idle == 0 {
+		d.idle = 24 * time.Hour
 	}
-	d := &dtlsTransport{ln: ln, log: log, idle: idle, in: make(chan dtlsDatagram, 64), sessions: make(map[dtlsAddr]*dtlsSession)}
 	d.ctx, d.stop = context.WithCancel(context.Background())
 	d.wg.Go(d.acceptLoop)
 	return d, nil
+}
+
+// loadKeys reads psk_file, or cert_file and key_file; on error the keys
+// in use stay.
+func (d *dtlsTransport) loadKeys() error {
+	if d.cfg.PSKFile != "" {
+		keys, err := loadPSKFile(d.cfg.PSKFile)
+		if err != nil {
+			return fmt.Errorf("mqttsn.dtls.%w", err)
+		}
+		d.keys.Store(&keys)
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(d.cfg.CertFile, d.cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("mqttsn.dtls: cert_file %s, key_file %s: %w", d.cfg.CertFile, d.cfg.KeyFile, err)
+	}
+	d.cert.Store(&cert)
+	return nil
+}
+
+// Reload re-reads psk_file (a node added or its key changed) or the
+// certificate and key (renewed) for new handshakes; sessions already
+// open keep going. A broken file keeps the keys in use and the error
+// names it. client_ca_file is read at start only.
+func (d *dtlsTransport) Reload() error {
+	if err := d.loadKeys(); err != nil {
+		return err
+	}
+	if d.cfg.PSKFile != "" {
+		d.log.Info("mqtt-sn: dtls pre-shared keys reloaded", "psk_file", d.cfg.PSKFile, "identities", len(*d.keys.Load()))
+	} else {
+		d.log.Info("mqtt-sn: dtls certificate reloaded", "cert_file", d.cfg.CertFile)
+	}
+	return nil
 }
 
 func (d *dtlsTransport) acceptLoop() {

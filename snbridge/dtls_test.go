@@ -130,6 +130,27 @@ func TestDTLSPSK(t *testing.T) {
 		t.Fatal("handshake with an unknown identity succeeded")
 	}
 	eventually(t, "handshake failure logged", func() bool { return e.logs.count("mqtt-sn: dtls handshake failed") > 0 })
+
+	// SIGHUP (Gateway.Reload) takes a node added to psk_file; a broken
+	// file keeps the keys in use.
+	if err := os.WriteFile(psk, []byte("node-7:00112233445566778899aabbccddeeff\nnode-99:a1a2a3a4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialDTLS(t, port, 5*time.Second, pskClient("node-99", "a1a2a3a4")...); err != nil {
+		t.Fatalf("node added to psk_file, after Reload: %v", err)
+	}
+	if err := os.WriteFile(psk, []byte("node-7 no colon\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.Reload(); err == nil || !strings.Contains(err.Error(), psk+":1") {
+		t.Fatalf("Reload of a broken psk_file: %v, want an error naming %s:1", err, psk)
+	}
+	if _, err := dialDTLS(t, port, 5*time.Second, pskClient("node-99", "a1a2a3a4")...); err != nil {
+		t.Fatalf("after a failed Reload the old keys must stay: %v", err)
+	}
 }
 
 // testPKI writes a CA, a server certificate for 127.0.0.1 and a client

@@ -187,6 +187,21 @@ func (g *Gateway) closeTransports() {
 	}
 }
 
+// Reload re-reads what the transports can take without a restart: the
+// DTLS port's psk_file or certificate (SIGHUP). A broken file keeps the
+// old keys and the error names it.
+func (g *Gateway) Reload() error {
+	var errs []error
+	for _, t := range g.trs {
+		if r, ok := t.t.(interface{ Reload() error }); ok {
+			if err := r.Reload(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Addr is the local address of the UDP (IPv4) socket.
 func (g *Gateway) Addr() net.Addr { return g.udp.LocalAddr() }
 
