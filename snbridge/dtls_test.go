@@ -58,6 +58,23 @@ func dialDTLS(t *testing.T, addr *net.UDPAddr, timeout time.Duration, opts ...dt
 	return sc, nil
 }
 
+// connectDTLS handshakes, connects as client id and checks the broker
+// session got username user (the node's DTLS identity).
+func (e *env) connectDTLS(t *testing.T, port *net.UDPAddr, id, user string, opts ...dtls.ClientOption) *sntest.Client {
+	t.Helper()
+	c, err := dialDTLS(t, port, 5*time.Second, opts...)
+	if err != nil {
+		t.Fatalf("handshake as %s: %v", user, err)
+	}
+	if rc, err := c.Connect(sntest.ConnectOptions{ClientID: id, CleanSession: true, KeepAlive: 60}); err != nil || rc != 0 {
+		t.Fatalf("connect %s over DTLS: rc %v err %v", id, rc, err)
+	}
+	if s := e.b.Session(id); s == nil || s.Options().Username != user {
+		t.Fatalf("session of %s: %+v, want username %s (its DTLS identity)", id, s, user)
+	}
+	return c
+}
+
 func pskClient(identity, hexKey string) []dtls.ClientOption {
 	return []dtls.ClientOption{
 		dtls.WithPSK(func([]byte) ([]byte, error) { return hex.DecodeString(hexKey) }),
@@ -87,16 +104,7 @@ func TestDTLSPSK(t *testing.T) {
 	port := e.dtlsPort(t)
 	rec := e.record(t, "dtls/#", 1)
 
-	c, err := dialDTLS(t, port, 5*time.Second, pskClient("node-7", "00112233445566778899aabbccddeeff")...)
-	if err != nil {
-		t.Fatalf("handshake with a listed identity and key: %v", err)
-	}
-	if rc, err := c.Connect(sntest.ConnectOptions{ClientID: "n7", CleanSession: true, KeepAlive: 60}); err != nil || rc != 0 {
-		t.Fatalf("connect over DTLS: rc %v err %v", rc, err)
-	}
-	if s := e.b.Session("n7"); s == nil || s.Options().Username != "node-7" {
-		t.Fatalf("session username: %+v, want the PSK identity node-7", s)
-	}
+	c := e.connectDTLS(t, port, "n7", "node-7", pskClient("node-7", "00112233445566778899aabbccddeeff")...)
 	id, rc, err := c.Register("dtls/n7/temp")
 	if err != nil || rc != 0 {
 		t.Fatalf("register: rc %v err %v", rc, err)
@@ -209,16 +217,7 @@ func TestDTLSCertificates(t *testing.T) {
 	})
 	port := e.dtlsPort(t)
 	verify := []dtls.ClientOption{dtls.WithRootCAs(pki.pool), dtls.WithServerName("127.0.0.1")}
-	c, err := dialDTLS(t, port, 5*time.Second, append(verify, dtls.WithCertificates(pki.client))...)
-	if err != nil {
-		t.Fatalf("handshake with a client certificate: %v", err)
-	}
-	if rc, err := c.Connect(sntest.ConnectOptions{ClientID: "s9", CleanSession: true, KeepAlive: 60}); err != nil || rc != 0 {
-		t.Fatalf("connect over DTLS: rc %v err %v", rc, err)
-	}
-	if s := e.b.Session("s9"); s == nil || s.Options().Username != "sensor-9" {
-		t.Fatalf("session username: %+v, want the certificate CN sensor-9", s)
-	}
+	e.connectDTLS(t, port, "s9", "sensor-9", append(verify, dtls.WithCertificates(pki.client))...)
 	if _, err := dialDTLS(t, port, 5*time.Second, verify...); err == nil {
 		t.Fatal("handshake without a client certificate succeeded with require_client_cert")
 	}
