@@ -3,6 +3,7 @@ package brokercore
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Goroutines for connections with nothing running (issue 9: what a burst
@@ -40,9 +41,12 @@ type connPool struct {
 	task func(c *conn, w *poolWorker) (more bool)
 
 	mu      sync.Mutex
-	queue   []*conn // waiting for a pool goroutine
+	queue   []*conn // waiting for a pool goroutine: queue[head:]
 	head    int
 	running int // pool goroutines (not counting those that left)
+	// nwait is len(queue)-head, kept under mu and read without it by a
+	// writer between batches (waiting).
+	nwait atomic.Int32
 }
 
 func newConnPool(b *Broker, task func(*conn, *poolWorker) bool) *connPool {
@@ -64,7 +68,7 @@ func (p *connPool) run(c *conn) {
 		p.start(c)
 		return
 	}
-	p.queue = append(p.queue, c)
+	p.pushLocked(c)
 	p.mu.Unlock()
 }
 
@@ -91,7 +95,7 @@ func (p *connPool) work(c *conn) {
 				p.mu.Unlock()
 				continue // nobody else waits: carry on for c
 			}
-			p.queue = append(p.queue, c)
+			p.pushLocked(c)
 		}
 		c = p.nextLocked()
 		if c == nil {
@@ -99,6 +103,20 @@ func (p *connPool) work(c *conn) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// pushLocked puts c at the back of the line; mu held. Under steady load
+// the line never empties, so the part already taken is dropped once it
+// is half the array: the array stays the size of the line, not of every
+// turn taken since the pool was last idle.
+func (p *connPool) pushLocked(c *conn) {
+	if p.head > 0 && p.head*2 >= len(p.queue) {
+		n := copy(p.queue, p.queue[p.head:])
+		clear(p.queue[n:])
+		p.queue, p.head = p.queue[:n], 0
+	}
+	p.queue = append(p.queue, c)
+	p.nwait.Add(1)
 }
 
 // nextLocked takes the first connection waiting, or nil; mu held.
@@ -113,15 +131,13 @@ func (p *connPool) nextLocked() *conn {
 	c := p.queue[p.head]
 	p.queue[p.head] = nil
 	p.head++
+	p.nwait.Add(-1)
 	return c
 }
 
-// waiting reports whether connections wait for a pool goroutine.
-func (p *connPool) waiting() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.head < len(p.queue)
-}
+// waiting reports whether connections wait for a pool goroutine; a
+// writer asks after every batch, so it takes no lock.
+func (p *connPool) waiting() bool { return p.nwait.Load() > 0 }
 
 // leave takes the calling goroutine out of the pool before it may wait;
 // another goroutine takes over the connections waiting. nil (not a pool

@@ -178,6 +178,41 @@ func TestConnPoolTakesTurns(t *testing.T) {
 	}
 }
 
+// TestConnPoolLineStaysSmall: connections that keep taking turns while
+// others wait (steady load: the line never empties) do not grow the
+// line's array with every turn.
+func TestConnPoolLineStaysSmall(t *testing.T) {
+	b := &Broker{}
+	r := newPoolRecorder()
+	var p *connPool
+	maxCap := 0
+	p = newConnPool(b, func(c *conn, w *poolWorker) bool {
+		p.mu.Lock()
+		maxCap = max(maxCap, cap(p.queue))
+		p.mu.Unlock()
+		return r.task(c, w)
+	})
+	p.limit = 1
+	a, c := &conn{}, &conn{}
+	first := make(chan struct{})
+	r.hold[a] = first
+	r.more[a], r.more[c] = 5000, 5000
+	p.run(a)
+	poll(t, "a running", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return len(r.order) == 1 })
+	p.run(c)
+	r.mu.Lock()
+	delete(r.hold, a)
+	r.mu.Unlock()
+	close(first)
+	b.wg.Wait()
+	if r.done() != 10002 {
+		t.Fatalf("%d turns, want 10002", r.done())
+	}
+	if maxCap > 64 {
+		t.Fatalf("line array reached capacity %d over 10,000 turns of two connections", maxCap)
+	}
+}
+
 // stuckSubscriber connects, subscribes to filter at QoS 0 and then never
 // reads, with a small receive buffer, so the broker's writes to it soon
 // find the socket full.
