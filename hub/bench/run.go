@@ -39,7 +39,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.closeAll()
 	if cfg.BrokerPID > 0 {
 		if hwm, rss, merr := procMem(cfg.BrokerPID); merr == nil {
-			r.res.BrokerPeakKiB, r.res.BrokerRSSKiB = hwm, rss
+			// The kernel keeps RSS in per-CPU counters and reads them
+			// approximately, and VmHWM is only raised at certain events,
+			// so an RSS sampled mid-run can exceed the VmHWM read at the
+			// end by a few hundred KiB. The peak is at least any RSS seen.
+			r.res.BrokerPeakKiB, r.res.BrokerRSSKiB = max(hwm, rss, r.res.BrokerHeldKiB), rss
 		}
 	}
 	if err != nil {
