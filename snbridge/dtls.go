@@ -81,6 +81,9 @@ func (c *DTLSConfig) Validate() error {
 		return errors.New("mqttsn.dtls: client_ca_file and require_client_cert apply to certificates, not to psk_file")
 	case c.RequireClientCert && c.ClientCAFile == "":
 		return errors.New("mqttsn.dtls: require_client_cert needs client_ca_file")
+	case c.CertFile != "" && c.UseIdentityAsUsername && !c.RequireClientCert:
+		// A node without a certificate would have no identity to be.
+		return errors.New("mqttsn.dtls: use_identity_as_username with certificates needs require_client_cert: true (as mosquitto's require_certificate)")
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("mqttsn.dtls.idle_timeout %v: must not be negative", c.IdleTimeout)
 	}
@@ -155,6 +158,7 @@ type dtlsTransport struct {
 	// replaces them.
 	keys atomic.Pointer[map[string][]byte]
 	cert atomic.Pointer[tls.Certificate]
+	cas  atomic.Pointer[x509.CertPool] // client_ca_file; nil: none configured
 
 	in   chan dtlsDatagram
 	ctx  context.Context // cancelled by Close: ends handshakes and reads
@@ -205,19 +209,14 @@ func listenDTLS(cfg DTLSConfig, log *slog.Logger) (*dtlsTransport, error) {
 	} else {
 		opts = append(opts, dtls.WithGetCertificate(func(*dtls.ClientHelloInfo) (*tls.Certificate, error) { return d.cert.Load(), nil }))
 		if cfg.ClientCAFile != "" {
-			pem, err := os.ReadFile(cfg.ClientCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("mqttsn.dtls.client_ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("mqttsn.dtls.client_ca_file %s: no PEM certificate found", cfg.ClientCAFile)
-			}
-			auth := dtls.VerifyClientCertIfGiven
+			// The handshake asks for a certificate and verifyClient checks
+			// it against the CAs loaded now, so SIGHUP can change them
+			// (pion's own check holds the pool it was given at start).
+			auth := dtls.RequestClientCert
 			if cfg.RequireClientCert {
-				auth = dtls.RequireAndVerifyClientCert
+				auth = dtls.RequireAnyClientCert
 			}
-			opts = append(opts, dtls.WithClientCAs(pool), dtls.WithClientAuth(auth))
+			opts = append(opts, dtls.WithClientAuth(auth), dtls.WithVerifyPeerCertificate(d.verifyClient))
 		}
 	}
 	opts = append(opts, dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret))
@@ -253,14 +252,54 @@ func (d *dtlsTransport) loadKeys() error {
 	if err != nil {
 		return fmt.Errorf("mqttsn.dtls: cert_file %s, key_file %s: %w", d.cfg.CertFile, d.cfg.KeyFile, err)
 	}
+	var cas *x509.CertPool
+	if d.cfg.ClientCAFile != "" {
+		pem, err := os.ReadFile(d.cfg.ClientCAFile)
+		if err != nil {
+			return fmt.Errorf("mqttsn.dtls.client_ca_file: %w", err)
+		}
+		cas = x509.NewCertPool()
+		if !cas.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("mqttsn.dtls.client_ca_file %s: no PEM certificate found", d.cfg.ClientCAFile)
+		}
+	}
 	d.cert.Store(&cert)
+	d.cas.Store(cas)
+	return nil
+}
+
+// verifyClient checks a node's certificate chain against client_ca_file
+// as loaded last, for client authentication, as crypto/tls does. No
+// certificate is accepted here only when require_client_cert is off (the
+// handshake has refused it otherwise).
+func (d *dtlsTransport) verifyClient(raw [][]byte, _ [][]*x509.Certificate) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	certs := make([]*x509.Certificate, len(raw))
+	for i, b := range raw {
+		c, err := x509.ParseCertificate(b)
+		if err != nil {
+			return fmt.Errorf("client certificate %d: %w", i, err)
+		}
+		certs[i] = c
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: d.cas.Load(), Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
+		return fmt.Errorf("client certificate %q: %w (client_ca_file %s)", certs[0].Subject.CommonName, err, d.cfg.ClientCAFile)
+	}
 	return nil
 }
 
 // Reload re-reads psk_file (a node added or its key changed) or the
 // certificate and key (renewed) for new handshakes; sessions already
 // open keep going. A broken file keeps the keys in use and the error
-// names it. client_ca_file is read at start only.
+// names it. With certificates, client_ca_file is read again too.
 func (d *dtlsTransport) Reload() error {
 	if err := d.loadKeys(); err != nil {
 		return err
@@ -268,7 +307,7 @@ func (d *dtlsTransport) Reload() error {
 	if d.cfg.PSKFile != "" {
 		d.log.Info("mqtt-sn: dtls pre-shared keys reloaded", "psk_file", d.cfg.PSKFile, "identities", len(*d.keys.Load()))
 	} else {
-		d.log.Info("mqtt-sn: dtls certificate reloaded", "cert_file", d.cfg.CertFile)
+		d.log.Info("mqtt-sn: dtls certificate reloaded", "cert_file", d.cfg.CertFile, "client_ca_file", d.cfg.ClientCAFile)
 	}
 	return nil
 }

@@ -232,6 +232,54 @@ func TestDTLSCertificates(t *testing.T) {
 	}
 }
 
+// TestDTLSClientCAReload: client_ca_file is read again on SIGHUP
+// (Gateway.Reload) like the TCP listeners' CA file. Without
+// require_client_cert a node may come without a certificate, but one from
+// an unknown CA is refused; a broken CA file keeps the CAs in use.
+func TestDTLSClientCAReload(t *testing.T) {
+	pki := newDTLSPKI(t, "sensor-9")
+	other := newDTLSPKI(t, "sensor-10") // a second CA and its node
+	e := start(t, func(c *Config) {
+		c.DTLS = &DTLSConfig{Listen: "127.0.0.1:0", CertFile: pki.certFile, KeyFile: pki.keyFile,
+			ClientCAFile: pki.caFile}
+	})
+	port := e.dtlsPort(t)
+	verify := []dtls.ClientOption{dtls.WithRootCAs(pki.pool), dtls.WithServerName("127.0.0.1")}
+	withCert := func(c tls.Certificate) []dtls.ClientOption {
+		return append(append([]dtls.ClientOption(nil), verify...), dtls.WithCertificates(c))
+	}
+	e.connectDTLS(t, port, "n0", "", verify...) // no certificate: allowed
+	e.connectDTLS(t, port, "s9", "", withCert(pki.client)...)
+	if _, err := dialDTLS(t, port, 5*time.Second, withCert(other.client)...); err == nil {
+		t.Fatal("a certificate from a CA not in client_ca_file was accepted")
+	}
+
+	// The site moves its nodes to the second CA.
+	ca2, err := os.ReadFile(other.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pki.caFile, ca2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	e.connectDTLS(t, port, "s10", "", withCert(other.client)...)
+	if _, err := dialDTLS(t, port, 5*time.Second, withCert(pki.client)...); err == nil {
+		t.Fatal("a certificate from the CA removed from client_ca_file was accepted after Reload")
+	}
+
+	// A broken CA file: Reload names it and the CAs in use stay.
+	if err := os.WriteFile(pki.caFile, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.Reload(); err == nil || !strings.Contains(err.Error(), pki.caFile) {
+		t.Fatalf("Reload of a broken client_ca_file: %v, want an error naming %s", err, pki.caFile)
+	}
+	e.connectDTLS(t, port, "s10b", "", withCert(other.client)...)
+}
+
 func TestDTLSConfigErrors(t *testing.T) {
 	psk := writeTestFile(t, "psk", "a:00ff\n")
 	for _, c := range []struct {
@@ -245,6 +293,7 @@ func TestDTLSConfigErrors(t *testing.T) {
 		{DTLSConfig{Listen: ":1885", PSKFile: psk, RequireClientCert: true}, "apply to certificates"},
 		{DTLSConfig{Listen: ":1885", CertFile: "c", KeyFile: "k", RequireClientCert: true}, "needs client_ca_file"},
 		{DTLSConfig{Listen: ":1885", PSKFile: psk, IdleTimeout: -time.Second}, "must not be negative"},
+		{DTLSConfig{Listen: ":1885", CertFile: "c", KeyFile: "k", ClientCAFile: "ca", UseIdentityAsUsername: true}, "needs require_client_cert"},
 	} {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
