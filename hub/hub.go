@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +93,10 @@ func (h *Hub) Start(ctx context.Context) error {
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			h.Shutdown(sctx)
 			cancel()
-			return fmt.Errorf("start %s: %w", p.name, err)
+			if prefix := "start " + p.name + ":"; !strings.HasPrefix(err.Error(), prefix) {
+				err = fmt.Errorf("%s %w", prefix, err)
+			}
+			return err
 		}
 		p.stop = stop
 		h.mu.Lock()

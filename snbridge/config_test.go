@@ -2,6 +2,7 @@ package snbridge
 
 import (
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +84,14 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := New(Config{}, nil, log); err == nil {
 		t.Errorf("nil sessions accepted")
+	}
+	busy, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if _, err := New(Config{Listen: busy.LocalAddr().String()}, b, log); err == nil ||
+		!strings.Contains(err.Error(), "listen udp4 "+busy.LocalAddr().String()+": bind: address already in use (another MQTT-SN gateway") {
+		t.Errorf("port in use: %v", err)
 	}
 }

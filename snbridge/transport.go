@@ -1,9 +1,11 @@
 package snbridge
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 )
 
 // Transport carries whole MQTT-SN messages to and from peers: a UDP
@@ -36,6 +38,10 @@ func listenUDP(network, addr string, bufSize int) (*udpTransport, error) {
 		return nil, fmt.Errorf("resolve %s address %q: %w", network, addr, err)
 	}
 	c, err := net.ListenUDP(network, ua)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// net's error already reads "listen udp4 ADDR: bind: address already in use".
+		return nil, fmt.Errorf("%w (another MQTT-SN gateway, such as mosquitto.rsmb or a second outpost, holds the port: stop it or change the address)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen %s %s: %w", network, addr, err)
 	}

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,5 +297,31 @@ func TestHubRefusesBadConfig(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "broker.listners: unknown key; did you mean broker.listeners?") {
 		t.Fatalf("error does not name the key:\n%s", out)
+	}
+}
+
+// TestHubPortInUse: the commonest first-day failure, mosquitto's own
+// service still on the port, stops outpost run with one clear line that
+// names the address and what to do.
+func TestHubPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "busy.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+filepath.Join(dir, "data")+"\nbroker:\n  listeners:\n    - address: "+busy.Addr().String()+
+		"\nmqttsn: {enabled: false}\nsensors: []\nhttp: {listen: \"off\"}\n"), 0o600)
+	out, err := exec.Command(outpostBin, "run", "-c", cfg).CombinedOutput()
+	if err == nil {
+		t.Fatalf("outpost run started on a port in use:\n%s", out)
+	}
+	want := "outpost: start broker: listen tcp " + busy.Addr().String() + ": bind: address already in use (another broker"
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("want a line %q... that says another broker holds the port:\n%s", want, out)
+	}
+	if strings.Contains(string(out), "start broker: start broker") {
+		t.Fatalf("the operation is named twice:\n%s", out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -141,6 +142,10 @@ func listen(ctx context.Context, cfg Config, log *slog.Logger, o options) (*List
 	// (brokercore). It saves four setsockopt calls per connection.
 	lc := net.ListenConfig{KeepAlive: -1}
 	tcp, err := lc.Listen(ctx, "tcp", cfg.Address)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// net's error already reads "listen tcp ADDR: bind: address already in use".
+		return nil, fmt.Errorf("%w (another broker, often mosquitto's own service, holds the port: stop it or change the listener's address)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Address, err)
 	}
