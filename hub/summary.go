@@ -16,8 +16,12 @@ func (h *Hub) summary() {
 		for _, a := range h.gateway.Addrs() {
 			h.line("MQTT-SN gateway (%s) listening on %s", a.Network(), a)
 		}
+	} else {
+		h.line("MQTT-SN gateway off (mqttsn.enabled is false)")
 	}
-	if a := h.sensors.Load(); a != nil {
+	if a := h.sensors.Load(); a == nil || len(a.List()) == 0 {
+		h.line("no sensors configured")
+	} else {
 		for _, s := range a.List() {
 			kind := "hardware"
 			if s.Simulated {

@@ -325,3 +325,16 @@ func TestHubPortInUse(t *testing.T) {
 		t.Fatalf("the operation is named twice:\n%s", out)
 	}
 }
+
+// TestHubSummarySaysWhatIsOff: a config file starts from the documented
+// defaults, not the embedded one, so a file without mqttsn or sensors runs
+// neither; the start-up summary says so instead of leaving them out.
+func TestHubSummarySaysWhatIsOff(t *testing.T) {
+	p := startOutpost(t, "data_dir: %DATA%\nbroker:\n  listeners:\n    - address: \"127.0.0.1:0\"\nhttp: {listen: \"off\"}\n")
+	p.waitFor("uplink off (no cloud configured)", 10*time.Second)
+	for _, want := range []string{"MQTT-SN gateway off (mqttsn.enabled is false)", "no sensors configured"} {
+		if !strings.Contains(p.out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, p.out.String())
+		}
+	}
+}
