@@ -32,7 +32,8 @@ func newBenchCmd() *cobra.Command {
 raw-socket clients and reports, per run, the throughput, loss, duplicates and
 order (checked by sequence numbers in every payload), latency percentiles, the
 tool's own CPU per message and, with --broker-pid, the broker's CPU per message
-(/proc/PID/stat) and peak RSS (VmHWM).
+(its threads' time on CPU from /proc/PID/task/*/schedstat, in ns) and peak RSS
+(VmHWM).
 
 Scenarios (defaults are the sizes of the project's reference table):
   fan-in       4 publishers × 20000 → 1 subscriber on bench/fanin/#

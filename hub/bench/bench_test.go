@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -316,5 +317,54 @@ func TestTableMediansAndRatios(t *testing.T) {
 		if !strings.Contains(row, want) {
 			t.Errorf("row %q lacks %q", row, want)
 		}
+	}
+}
+
+// TestBrokerCPUExact: the meter reads a process's CPU from its threads'
+// schedstat, to the nanosecond, and agrees with getrusage; a thread that
+// exits between two samples makes it fall back to the ticks.
+func TestBrokerCPUExact(t *testing.T) {
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d/schedstat", os.Getpid(), os.Getpid())); err != nil {
+		t.Skipf("no schedstat on this kernel: %v", err)
+	}
+	pid := os.Getpid()
+	s0, err := sampleCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self0 := selfCPU()
+	for selfCPU()-self0 < 30*time.Millisecond { // burn CPU on this thread
+	}
+	s1, err := sampleCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := selfCPU() - self0
+	got := cpuBetween(s0, s1)
+	if got < 30*time.Millisecond || got > used+50*time.Millisecond {
+		t.Fatalf("read %v of CPU for this process; getrusage says at least 30ms and %v in all", got, used)
+	}
+	exact := true
+	for tid := range s0.tasks {
+		if _, ok := s1.tasks[tid]; !ok {
+			exact = false // a thread of the test binary exited: the ticks are right
+		}
+	}
+	if exact && got%clockTick == 0 {
+		t.Errorf("read %v: a whole number of 10 ms ticks, not the exact schedstat figure", got)
+	}
+
+	a := cpuSample{ticks: 100 * clockTick, tasks: map[int]time.Duration{1: time.Second, 2: time.Second}}
+	b := cpuSample{ticks: 130 * clockTick, tasks: map[int]time.Duration{1: time.Second + 7*time.Millisecond, 2: time.Second + time.Millisecond, 3: 2 * time.Millisecond}}
+	if got := cpuBetween(a, b); got != 10*time.Millisecond {
+		t.Errorf("all threads alive: got %v, want 10ms (7+1 from the old threads, 2 from the new one)", got)
+	}
+	delete(b.tasks, 2)
+	if got := cpuBetween(a, b); got != 30*clockTick {
+		t.Errorf("a thread exited: got %v, want the ticks' 300ms", got)
+	}
+	b.tasks = nil
+	if got := cpuBetween(a, b); got != 30*clockTick {
+		t.Errorf("no schedstat: got %v, want the ticks' 300ms", got)
 	}
 }

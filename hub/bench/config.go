@@ -29,9 +29,10 @@ type Config struct {
 	Broker   string // label for the broker under test ("outpost", "mosquitto")
 	Addr     string // MQTT broker host:port; "" = 127.0.0.1:1883
 	SNAddr   string // MQTT-SN gateway UDP host:port; "" = 127.0.0.1:1884
-	// BrokerPID, if set, is the broker process: its CPU (utime+stime from
-	// /proc/PID/stat) is measured over the run's measured phase and its
-	// peak RSS (VmHWM) read at the end.
+	// BrokerPID, if set, is the broker process: its CPU (the sum of its
+	// threads' /proc/PID/task/TID/schedstat, in ns; utime+stime from
+	// /proc/PID/stat if a thread exited) is measured over the run's
+	// measured phase and its peak RSS (VmHWM) read at the end.
 	BrokerPID int
 
 	Publishers  int     // publishing clients

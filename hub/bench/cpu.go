@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -23,7 +25,8 @@ func selfCPU() time.Duration {
 // is 100 on every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
-// procCPU reads utime+stime of process pid from /proc/PID/stat (proc(5)).
+// procCPU reads utime+stime of process pid from /proc/PID/stat (proc(5)),
+// in clock ticks: it includes threads that have exited.
 func procCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -45,6 +48,76 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("broker cpu: /proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
 	}
 	return time.Duration(ut+st) * clockTick, nil
+}
+
+// taskCPU reads the time on CPU of each live thread of process pid, in
+// nanoseconds, from the first field of /proc/PID/task/TID/schedstat. It is
+// exact where /proc/PID/stat counts 10 ms ticks (2,000 connections at
+// 50 µs each are 10 ticks), but it misses threads that have exited; nil
+// when the kernel has no schedstat.
+func taskCPU(pid int) map[int]time.Duration {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	m := make(map[int]time.Duration, len(ents))
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // the thread exited while the directory was read
+			}
+			return nil
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return nil
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil
+		}
+		m[tid] = time.Duration(ns)
+	}
+	return m
+}
+
+// cpuSample is a process's CPU time at one moment, read both ways.
+type cpuSample struct {
+	ticks time.Duration         // /proc/PID/stat
+	tasks map[int]time.Duration // per thread, exact; nil: unavailable
+}
+
+func sampleCPU(pid int) (cpuSample, error) {
+	t, err := procCPU(pid)
+	if err != nil {
+		return cpuSample{}, err
+	}
+	return cpuSample{ticks: t, tasks: taskCPU(pid)}, nil
+}
+
+// cpuBetween is the CPU time used between two samples: the exact
+// per-thread sum when every thread of the first sample is still alive in
+// the second (threads started in between count whole), else the ticks.
+func cpuBetween(a, b cpuSample) time.Duration {
+	if a.tasks == nil || b.tasks == nil {
+		return b.ticks - a.ticks
+	}
+	var d time.Duration
+	for tid, t := range b.tasks {
+		d += t - a.tasks[tid]
+	}
+	for tid := range a.tasks {
+		if _, ok := b.tasks[tid]; !ok {
+			return b.ticks - a.ticks // a thread exited: its time is only in the ticks
+		}
+	}
+	return d
 }
 
 // procMem reads VmHWM (peak RSS) and VmRSS of process pid in KiB from
@@ -76,14 +149,14 @@ type meter struct {
 	pid       int
 	t0        time.Time
 	self0     time.Duration
-	broker0   time.Duration
+	broker0   cpuSample
 	brokerErr error
 }
 
 func startMeter(pid int) *meter {
 	m := &meter{pid: pid, t0: time.Now(), self0: selfCPU()}
 	if pid > 0 {
-		m.broker0, m.brokerErr = procCPU(pid)
+		m.broker0, m.brokerErr = sampleCPU(pid)
 	}
 	return m
 }
@@ -101,11 +174,11 @@ func (m *meter) stop() (phase, error) {
 		if m.brokerErr != nil {
 			return p, m.brokerErr
 		}
-		b, err := procCPU(m.pid)
+		b, err := sampleCPU(m.pid)
 		if err != nil {
 			return p, err
 		}
-		p.Broker = b - m.broker0
+		p.Broker = cpuBetween(m.broker0, b)
 	}
 	return p, nil
 }

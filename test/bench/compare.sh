@@ -6,7 +6,7 @@
 # broker (mosquitto, then outpost, each on a free loopback port with a fresh
 # config and data directory), runs `outpost bench` against it, and stops it.
 # The bench tool is given the broker's pid: it samples the broker's CPU
-# (utime+stime from /proc/PID/stat) over the measured phase and its peak
+# (its threads' time on CPU, /proc/PID/task/*/schedstat) over the measured phase and its peak
 # RSS (VmHWM from /proc/PID/status) at the end. The table shows the median
 # of the rounds and outpost / mosquitto ratios; loss is summed over rounds.
 #
@@ -27,9 +27,11 @@
 # durable runs `outpost run` with a forward rule and the uplink off, so
 # every QoS 1 publish is fsynced into the queue before its PUBACK.
 #
-# Broker CPU comes in clock ticks of 10 ms: a case's measured phase uses
-# 0.1-10 s of broker CPU at -s 1, so the figure is good to a few percent;
-# below -s 0.5 the short cases get coarse (a 0.0 means "under one tick").
+# Broker CPU is the sum of the broker's threads' time on CPU (schedstat, in
+# ns), so even the connection case (about 0.1 s of broker CPU) is exact; if
+# a broker thread exits during a phase it falls back to utime+stime from
+# /proc/PID/stat, in 10 ms ticks. What still moves between rounds is the
+# machine: take the median, and more rounds (-r 5) for a close call.
 #
 # Needs: go, apt (to install mosquitto if missing), /usr/bin/python3 (free ports).
 set -euo pipefail
