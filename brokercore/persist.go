@@ -202,8 +202,8 @@ func encodeInfo(s *session) []byte {
 	e.b = append(e.b, formatVersion)
 	e.i(int64(s.expiry))
 	e.str(s.username)
-	e.u(uint64(len(s.subs)))
-	for f, o := range s.subs {
+	e.u(uint64(s.subs.len()))
+	for f, o := range s.subs.all() {
 		e.str(f)
 		e.u(uint64(o.QoS))
 		e.bool(o.NoLocal)
@@ -349,7 +349,7 @@ func (b *Broker) load() error {
 		for _, pid := range p.q2 {
 			s.addQoS2(pid)
 		}
-		for f, o := range s.subs {
+		for f, o := range s.subs.all() {
 			b.subs.Add(f, s, subRef{s: s, opts: o})
 		}
 	}

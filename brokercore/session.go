@@ -1,7 +1,10 @@
 package brokercore
 
 import (
+	"iter"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,19 +71,19 @@ type session struct {
 	// connection's locks; see LOCKS.md).
 	mu         sync.Mutex
 	username   string
-	subs       map[string]subOpts // by filter as subscribed, $share prefix included
-	persistent bool               // state is kept after the connection ends
-	expiry     time.Duration      // session expiry interval
-	conn       *conn              // nil while offline
-	deliver    func(msg.Message)  // in-process session online
-	owner      *inprocSession     // handle of the in-process client online
-	inproc     bool               // session opened through Sessions / Subscribe
-	pending    []*outMsg          // in-process deliveries waiting for flushDeliver
-	gone       bool               // destroyed; enqueue is a no-op
-	offSince   time.Time          // when the last connection ended
-	window     int                // max unacked QoS 1/2 deliveries while online
-	inflight   []*outMsg          // sent, unacked, in send order [MQTT-4.6.0-1]
-	queue      []*outMsg          // waiting for window space or the client
+	subs       subSet            // by filter as subscribed, $share prefix included
+	persistent bool              // state is kept after the connection ends
+	expiry     time.Duration     // session expiry interval
+	conn       *conn             // nil while offline
+	deliver    func(msg.Message) // in-process session online
+	owner      *inprocSession    // handle of the in-process client online
+	inproc     bool              // session opened through Sessions / Subscribe
+	pending    []*outMsg         // in-process deliveries waiting for flushDeliver
+	gone       bool              // destroyed; enqueue is a no-op
+	offSince   time.Time         // when the last connection ended
+	window     int               // max unacked QoS 1/2 deliveries while online
+	inflight   []*outMsg         // sent, unacked, in send order [MQTT-4.6.0-1]
+	queue      []*outMsg         // waiting for window space or the client
 	nextPID    uint16
 	seq        uint64
 	inQoS2     map[uint16]struct{} // inbound QoS 2 ids between PUBREC and PUBREL
@@ -109,13 +112,58 @@ func (b *Broker) newSession(id string) *session {
 	return &session{b: b, id: id, uid: b.newUID()}
 }
 
-// setSub records subscription filter; s.mu held.
-func (s *session) setSub(filter string, o subOpts) {
-	if s.subs == nil {
-		s.subs = make(map[string]subOpts)
-	}
-	s.subs[filter] = o
+// subSet is a session's subscriptions, sorted by filter. Most sessions
+// hold one or a few: a slice costs 32 bytes an entry where a map with
+// one entry costs about 300 (issue 9: memory per connection). Lookups
+// are binary searches; a session with thousands of filters pays a copy
+// of the tail on each new one, which is still far below what its
+// SUBSCRIBE costs to decode.
+type subSet struct{ list []subEntry }
+
+type subEntry struct {
+	filter string
+	opts   subOpts
 }
+
+func (ss *subSet) find(filter string) (int, bool) {
+	return slices.BinarySearchFunc(ss.list, filter, func(e subEntry, f string) int { return strings.Compare(e.filter, f) })
+}
+
+// set adds filter or replaces its options.
+func (ss *subSet) set(filter string, o subOpts) {
+	i, ok := ss.find(filter)
+	if ok {
+		ss.list[i].opts = o
+		return
+	}
+	ss.list = slices.Insert(ss.list, i, subEntry{filter, o})
+}
+
+// del removes filter if present.
+func (ss *subSet) del(filter string) {
+	if i, ok := ss.find(filter); ok {
+		ss.list = slices.Delete(ss.list, i, i+1)
+		if len(ss.list) == 0 {
+			ss.list = nil
+		}
+	}
+}
+
+func (ss *subSet) len() int { return len(ss.list) }
+
+// all yields every filter and its options in filter order.
+func (ss *subSet) all() iter.Seq2[string, subOpts] {
+	return func(yield func(string, subOpts) bool) {
+		for _, e := range ss.list {
+			if !yield(e.filter, e.opts) {
+				return
+			}
+		}
+	}
+}
+
+// setSub records subscription filter; s.mu held.
+func (s *session) setSub(filter string, o subOpts) { s.subs.set(filter, o) }
 
 // addQoS2 records an inbound QoS 2 packet id between PUBREC and PUBREL; s.mu held.
 func (s *session) addQoS2(pid uint16) {
@@ -499,7 +547,7 @@ func (s *session) unsubscribe(filter string) bool {
 	ok := b.subs.Remove(filter, s)
 	b.subMu.Unlock()
 	s.mu.Lock()
-	delete(s.subs, filter)
+	s.subs.del(filter)
 	s.mu.Unlock()
 	return ok
 }
@@ -514,8 +562,8 @@ func (s *session) destroyLocked() []msg.Op {
 		return nil
 	}
 	s.gone = true
-	filters := make([]string, 0, len(s.subs))
-	for f := range s.subs {
+	filters := make([]string, 0, s.subs.len())
+	for f := range s.subs.all() {
 		filters = append(filters, f)
 	}
 	var ops []msg.Op

@@ -61,11 +61,10 @@ func (b *Broker) Clients() []ClientInfo {
 			ci.Queued += ci.InFlight
 			ci.InFlight = 0
 		}
-		for f, o := range s.subs {
+		for f, o := range s.subs.all() {
 			ci.Subscriptions = append(ci.Subscriptions, SubscriptionInfo{Filter: f, QoS: o.QoS})
 		}
-		s.mu.Unlock()
-		sort.Slice(ci.Subscriptions, func(i, j int) bool { return ci.Subscriptions[i].Filter < ci.Subscriptions[j].Filter })
+		s.mu.Unlock() // subscriptions come in filter order (subSet)
 		out = append(out, ci)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ClientID < out[j].ClientID })
