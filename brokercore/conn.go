@@ -70,8 +70,8 @@ type conn struct {
 
 	// flow holds publishers while this client's backlog is too long.
 	flow flowGate
-	// closing is closed when the connection starts closing (outClosed).
-	closing chan struct{}
+	// closing fires when the connection starts closing (outClosed).
+	closing signal
 
 	// Writer state: outMu guards out and outClosed.
 	outMu       sync.Mutex
@@ -94,14 +94,50 @@ type conn struct {
 	ackMu sync.Mutex
 	acks  []*inAck
 
-	writerDone chan struct{}
+	writerDone signal      // the writer has closed the connection
 	hardStop   atomic.Bool // the writer stops: finish gave up waiting for it
 
 	reasonMu  sync.Mutex
 	reason    string // why the connection ended, for the log
 	cleanDisc bool   // DISCONNECT 0x00 received (no will)
 	takenOver bool
-	detached  chan struct{} // closed when the session has been let go
+	detached  signal // fires when the session has been let go
+
+	// sigMu guards the three signals' channels (a leaf).
+	sigMu sync.Mutex
+}
+
+// signal is a one-shot event of a connection (closing, writerDone,
+// detached). Its channel is made only if somebody waits before it fires:
+// they are waited on at a takeover, under flow control and when a writer
+// is slow to finish, so most connections never make one (issue 9: three
+// channels made up front cost each connection 288 bytes). The
+// connection's sigMu guards it.
+type signal struct{ ch chan struct{} } // nil: not fired, nobody waits; closedSignal: fired
+
+// closedSignal is the channel of every signal that has fired.
+var closedSignal = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+// fire fires s, once.
+func (c *conn) fire(s *signal) {
+	c.sigMu.Lock()
+	if s.ch != closedSignal {
+		if s.ch != nil {
+			close(s.ch)
+		}
+		s.ch = closedSignal
+	}
+	c.sigMu.Unlock()
+}
+
+// wait returns a channel closed when s has fired.
+func (c *conn) wait(s *signal) <-chan struct{} {
+	c.sigMu.Lock()
+	defer c.sigMu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
 }
 
 // inAck is the acknowledgement of one received QoS 1/2 PUBLISH (or a
@@ -124,15 +160,12 @@ type inAck struct {
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{
-		b:          b,
-		nc:         nc,
-		addr:       nc.RemoteAddr().String(),
-		debug:      b.log.Enabled(b.ctx, slog.LevelDebug),
-		writerDone: make(chan struct{}),
-		detached:   make(chan struct{}),
-		closing:    make(chan struct{}),
-		version:    packet.V311,
-		lively:     true, // a new client: more packets are coming
+		b:       b,
+		nc:      nc,
+		addr:    nc.RemoteAddr().String(),
+		debug:   b.log.Enabled(b.ctx, slog.LevelDebug),
+		version: packet.V311,
+		lively:  true, // a new client: more packets are coming
 	}
 	c.flow.b = b
 	c.in.init((*replyReader)(c))
@@ -708,21 +741,19 @@ func (c *conn) finish() {
 	c.releaseWriter()
 	c.closeAfter(nil)
 	// Give the writer a bounded time to flush a final packet.
-	select {
-	case <-c.writerDone:
-	default:
+	if done := c.wait(&c.writerDone); done != closedSignal {
 		c.rpool.leave()
 		t := time.NewTimer(writeTimeout)
 		select {
-		case <-c.writerDone:
+		case <-done:
 		case <-t.C:
 			c.hardStop.Store(true)
-			<-c.writerDone
+			<-done
 		}
 		t.Stop()
 	}
 	c.closeNet()
-	defer close(c.detached)
+	defer c.fire(&c.detached)
 	if !c.connected {
 		return
 	}

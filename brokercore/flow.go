@@ -114,14 +114,18 @@ func (c *conn) waitFlow() bool {
 	}()
 	c.releaseWriter() // what is queued goes out while the reader waits
 	c.rpool.leave()
+	var closing <-chan struct{}
 	for _, bc := range c.blocked {
 		ch := bc.flow.wait()
 		if ch == nil {
 			continue
 		}
+		if closing == nil {
+			closing = c.wait(&c.closing)
+		}
 		select {
 		case <-ch:
-		case <-c.closing:
+		case <-closing:
 			return false
 		case <-c.b.ctx.Done():
 			return false

@@ -40,7 +40,7 @@ func (b *Broker) openSession(o openOpts) (s *session, present bool) {
 		b.mu.Unlock()
 		if old != nil {
 			old.takeOver()
-			<-old.detached
+			<-old.wait(&old.detached)
 			continue
 		}
 		if inprocOnline {

@@ -149,7 +149,7 @@ func (c *conn) closeAfter(p packet.Packet) {
 			c.out = append(c.out, p)
 		}
 		c.outClosed = true
-		close(c.closing)
+		c.fire(&c.closing)
 	}
 	c.wakeLocked()
 	c.outMu.Unlock()
@@ -209,7 +209,7 @@ func (c *conn) endWriterLocked() {
 	}
 	c.writerEnded = true
 	c.closeNet()
-	close(c.writerDone)
+	c.fire(&c.writerDone)
 }
 
 // writeBatch encodes and writes batch, clearing it; false if the write
@@ -293,7 +293,7 @@ func (c *conn) writeFailed(err error) {
 	c.outMu.Lock()
 	if !c.outClosed {
 		c.outClosed = true
-		close(c.closing)
+		c.fire(&c.closing)
 	}
 	c.out = nil
 	c.writing = false
