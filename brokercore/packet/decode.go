@@ -68,6 +68,35 @@ func DecodePublish(b []byte, version byte, p *Publish) (n int, err error) {
 	return n, decodePublish(p, flags, b[hl:n], version, prev)
 }
 
+// DecodeConnect decodes a whole CONNECT packet at the start of b into p,
+// which it overwrites: Decode for a caller that reuses its Connect (the
+// broker, once per connection). Strings are copies and byte slices alias b,
+// as with Decode; on ErrUnsupportedProtocol p holds the protocol name and
+// level, as Decode's packet does.
+func DecodeConnect(b []byte, p *Connect) (n int, err error) {
+	t, flags, rl, hl, err := FixedHeader(b)
+	if err != nil {
+		return 0, err
+	}
+	if t != CONNECT {
+		return 0, fmt.Errorf("decode CONNECT: packet is %v: %w", t, ErrProtocol)
+	}
+	n = hl + rl
+	if len(b) < n {
+		return 0, fmt.Errorf("decode %v: %d of %d bytes: %w", t, len(b), n, ErrIncomplete)
+	}
+	if flags != 0 {
+		return n, flagsErr(t, flags, 0)
+	}
+	*p = Connect{}
+	_, err = decodeConnectInto(&reader{b: b[hl:n]}, p)
+	return n, err
+}
+
+func flagsErr(t Type, flags, want byte) error {
+	return fmt.Errorf("decode %v: fixed header flags 0x%X, want 0x%X [MQTT-2.1.3-1]: %w", t, flags, want, ErrMalformed)
+}
+
 func decodeBody(t Type, flags byte, body []byte, version byte) (Packet, error) {
 	// [MQTT-2.1.3-1]: reserved flag bits must be as listed in table 2-2;
 	// anything else is a Malformed Packet.
@@ -90,7 +119,7 @@ func decodeBody(t Type, flags byte, body []byte, version byte) (Packet, error) {
 		return nil, fmt.Errorf("decode %v: reserved packet type: %w", t, ErrMalformed)
 	}
 	if flags != want {
-		return nil, fmt.Errorf("decode %v: fixed header flags 0x%X, want 0x%X [MQTT-2.1.3-1]: %w", t, flags, want, ErrMalformed)
+		return nil, flagsErr(t, flags, want)
 	}
 	r := &reader{b: body}
 	switch t {
@@ -136,7 +165,17 @@ func versionName(v byte) string {
 }
 
 func decodeConnect(r *reader) (Packet, error) {
-	c := new(Connect)
+	c, err := decodeConnectInto(r, new(Connect))
+	if c == nil {
+		return nil, err
+	}
+	return c, err
+}
+
+// decodeConnectInto decodes CONNECT's body into c (zero); it returns c, or
+// nil if the packet is malformed (c, with the error, if its protocol is
+// not one this package speaks).
+func decodeConnectInto(r *reader, c *Connect) (*Connect, error) {
 	var err error
 	if c.ProtocolName, err = r.string(); err != nil {
 		return nil, decodeErr(CONNECT, "protocol name", err)

@@ -59,7 +59,34 @@ func roundTrip(t *testing.T, typ Type, version byte, data []byte) {
 }
 
 func FuzzConnect(f *testing.F) {
-	f.Fuzz(func(t *testing.T, v byte, b []byte) { roundTrip(t, CONNECT, v, b) })
+	f.Fuzz(func(t *testing.T, v byte, b []byte) {
+		roundTrip(t, CONNECT, v, b)
+		sameAsDecode(t, b)
+	})
+}
+
+// sameAsDecode: DecodeConnect into a Connect left over from another
+// packet gives what Decode gives, error for error.
+func sameAsDecode(t *testing.T, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	data = append([]byte{byte(CONNECT)<<4 | data[0]&0x0f}, data[1:]...)
+	p1, n1, err1 := Decode(data, V5)
+	reused := Connect{ClientID: "stale", WillFlag: true, Props: Properties{ReasonString: "stale"}}
+	n2, err2 := DecodeConnect(data, &reused)
+	if fmt.Sprint(err1) != fmt.Sprint(err2) {
+		t.Fatalf("Decode error %v, DecodeConnect error %v", err1, err2)
+	}
+	if err1 != nil && !errors.Is(err1, ErrUnsupportedProtocol) {
+		return
+	}
+	if err1 == nil && n1 != n2 {
+		t.Fatalf("Decode took %d bytes, DecodeConnect %d", n1, n2)
+	}
+	if !reflect.DeepEqual(p1, &reused) {
+		t.Fatalf("Decode gave %#v\nDecodeConnect %#v", p1, &reused)
+	}
 }
 func FuzzConnAck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v byte, b []byte) { roundTrip(t, CONNACK, v, b) })
