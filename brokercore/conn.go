@@ -376,10 +376,23 @@ func (c *conn) handshake() error {
 		return fmt.Errorf("read CONNECT: %w", err)
 	}
 	b.stats.BytesReceived.Add(int64(len(raw)))
+	if t := packet.Type(raw[0] >> 4); t != packet.CONNECT {
+		// [MQTT-3.1.0-1] the first packet must be CONNECT.
+		b.log.Warn("first packet is not CONNECT; disconnecting", "address", c.addr, "packet", t.String())
+		c.closeAfter(nil)
+		return fmt.Errorf("first packet is %v, not CONNECT", t)
+	}
 	raw = bytes.Clone(raw) // the will payload and password alias it
-	p, _, err := packet.Decode(raw, packet.V5)
-	if err != nil {
-		if cp, ok := p.(*packet.Connect); ok && errors.Is(err, packet.ErrUnsupportedProtocol) {
+	// The decoded CONNECT is needed only until it is answered: it comes
+	// from a pool (issue 9: the struct is 816 bytes of garbage per
+	// connection otherwise). connect keeps its fields, never cp.
+	cp := connectPool.Get().(*packet.Connect)
+	defer func() {
+		*cp = packet.Connect{}
+		connectPool.Put(cp)
+	}()
+	if _, err := packet.DecodeConnect(raw, cp); err != nil {
+		if errors.Is(err, packet.ErrUnsupportedProtocol) {
 			// Answer in a form the client understands (3.1.1: 0x01, 5: 0x84).
 			if cp.ProtocolLevel == packet.V5 {
 				c.version = packet.V5
@@ -391,12 +404,6 @@ func (c *conn) handshake() error {
 			b.log.Warn("CONNECT with unsupported protocol; disconnecting", "address", c.addr, "protocol", cp.ProtocolName, "level", cp.ProtocolLevel)
 			return err
 		}
-		if len(raw) > 0 && packet.Type(raw[0]>>4) != packet.CONNECT {
-			// [MQTT-3.1.0-1] the first packet must be CONNECT.
-			b.log.Warn("first packet is not CONNECT; disconnecting", "address", c.addr, "packet", packet.Type(raw[0]>>4).String())
-			c.closeAfter(nil)
-			return fmt.Errorf("first packet is %v, not CONNECT", packet.Type(raw[0]>>4))
-		}
 		if len(raw) > 8 && raw[8] == packet.V5 {
 			c.version = packet.V5
 		}
@@ -405,16 +412,17 @@ func (c *conn) handshake() error {
 		c.fail(packet.ReasonCode(err), err.Error())
 		return err
 	}
-	cp, ok := p.(*packet.Connect)
-	if !ok {
-		// [MQTT-3.1.0-1] the first packet must be CONNECT.
-		b.log.Warn("first packet is not CONNECT; disconnecting", "address", c.addr, "packet", p.Type().String())
-		c.closeAfter(nil)
-		return fmt.Errorf("first packet is %v, not CONNECT", p.Type())
-	}
 	c.version = cp.ProtocolLevel
 	return c.connect(cp)
 }
+
+// Pools of the packet structs a connection needs once or so: its CONNECT
+// (handshake), CONNACK and SUBACKs (sendEncoded).
+var (
+	connectPool = sync.Pool{New: func() any { return new(packet.Connect) }}
+	connAckPool = sync.Pool{New: func() any { return new(packet.ConnAck) }}
+	subAckPool  = sync.Pool{New: func() any { return new(packet.SubAck) }}
+)
 
 // logRefusal logs a refused connection at Info, naming client and address.
 func (c *conn) logRefusal(why string, cp *packet.Connect) {
@@ -548,7 +556,8 @@ func (c *conn) connect(cp *packet.Connect) error {
 		will: will, willDelay: willDelay, conn: c, window: window,
 	}
 	s, present := b.openSession(opts)
-	ack := &packet.ConnAck{SessionPresent: present}
+	ack := connAckPool.Get().(*packet.ConnAck)
+	ack.SessionPresent = present
 	if v5 {
 		ra := uint16(c.recvMax)
 		ack.Props.ReceiveMaximum = &ra
@@ -568,7 +577,9 @@ func (c *conn) connect(cp *packet.Connect) error {
 	c.reasonMu.Unlock()
 	c.connected = true
 	// The CONNACK goes first [MQTT-3.2.0-1]; then the session resumes.
-	c.send(ack)
+	c.sendEncoded(ack)
+	*ack = packet.ConnAck{}
+	connAckPool.Put(ack)
 	if c.debug {
 		b.log.Debug("New client connected", "address", c.addr, "client", c.clientID, "protocol", protoName(c.version),
 			"clean", cp.CleanStart, "keepalive", ka, "username", c.username)
@@ -647,6 +658,14 @@ func (c *conn) handleRaw(raw []byte) (bool, error) {
 				c.handleAck(t, pid, 0)
 				return true, nil
 			}
+		}
+	case packet.DISCONNECT:
+		// The usual one: no reason code (0x00) and no properties. Handled
+		// without a copy or a decoded packet (issue 9: what a connection
+		// costs).
+		if len(raw) == 2 && raw[0] == 0xE0 {
+			var d packet.Disconnect
+			return c.handleDisconnect(&d), nil
 		}
 	}
 	// Anything else: decoded fields alias raw, which the next read reuses.

@@ -311,7 +311,11 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) bool {
 		}
 	}
 	b.saveInfo(s)
-	c.send(&packet.SubAck{PacketID: p.PacketID, ReasonCodes: codes})
+	ack := subAckPool.Get().(*packet.SubAck)
+	ack.PacketID, ack.ReasonCodes = p.PacketID, codes
+	c.sendEncoded(ack)
+	*ack = packet.SubAck{}
+	subAckPool.Put(ack)
 	for _, r := range wantRetained {
 		b.sendRetained(s, r.msgs, r.opts)
 	}

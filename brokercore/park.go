@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -94,7 +95,7 @@ func (c *conn) parkable() {
 // nothing is waiting; io.EOF when the peer closed; a timeout error once
 // the read deadline has passed.
 func (c *conn) readNow(p []byte) (int, error) {
-	n, rerr, err := ioNow(c.park.raw.Read, syscall.Read, p)
+	n, rerr, err := ioNow(c.park.raw, false, p)
 	switch {
 	case err != nil:
 		return 0, err // deadline passed, connection closed
@@ -108,26 +109,52 @@ func (c *conn) readNow(p []byte) (int, error) {
 	return n, nil
 }
 
-// ioNow makes one non-blocking read or write system call on a socket
-// (again on EINTR): op is the RawConn's Read or Write, call the system
-// call. callErr is the call's error (EAGAIN: nothing now), err the
-// RawConn's (deadline passed, connection closed).
-func ioNow(op func(func(uintptr) bool) error, call func(int, []byte) (int, error), p []byte) (n int, callErr, err error) {
-	err = op(func(fd uintptr) bool {
-		for {
-			n, callErr = call(int(fd), p)
-			if callErr != syscall.EINTR {
-				return true
-			}
-		}
-	})
+// ioNow makes one non-blocking read (or write) system call on a socket
+// (again on EINTR). callErr is the call's error (EAGAIN: nothing now), err
+// the RawConn's (deadline passed, connection closed).
+func ioNow(raw syscall.RawConn, write bool, p []byte) (n int, callErr, err error) {
+	// The callback RawConn takes, and what it fills in, come from a pool:
+	// a closure made per call would be three allocations on every park
+	// and every pooled write (issue 9).
+	h := rawIOPool.Get().(*rawIO)
+	h.p = p
+	if write {
+		h.call = syscall.Write
+		err = raw.Write(h.fn)
+	} else {
+		h.call = syscall.Read
+		err = raw.Read(h.fn)
+	}
+	n, callErr = h.n, h.callErr
+	*h = rawIO{fn: h.fn}
+	rawIOPool.Put(h)
 	return n, callErr, err
+}
+
+// rawIO is one ioNow call's state; fn is its do method, bound once.
+type rawIO struct {
+	call    func(int, []byte) (int, error)
+	p       []byte
+	n       int
+	callErr error
+	fn      func(uintptr) bool
+}
+
+var rawIOPool = sync.Pool{New: func() any { h := new(rawIO); h.fn = h.do; return h }}
+
+func (h *rawIO) do(fd uintptr) bool {
+	for {
+		h.n, h.callErr = h.call(int(fd), h.p)
+		if h.callErr != syscall.EINTR {
+			return true
+		}
+	}
 }
 
 // writeNow writes what the socket takes of p without waiting: n < len(p)
 // (maybe 0) when its send buffer is full.
 func (c *conn) writeNow(raw syscall.RawConn, p []byte) (int, error) {
-	n, werr, err := ioNow(raw.Write, syscall.Write, p)
+	n, werr, err := ioNow(raw, true, p)
 	switch {
 	case err != nil:
 		return 0, err // write deadline passed, connection closed

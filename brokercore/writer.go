@@ -19,6 +19,26 @@ const flowChunk = 256
 const writeTimeout = 30 * time.Second
 
 // send queues p for the writer goroutine. It never blocks.
+// encoded is a packet encoded when it is queued. CONNACK and SUBACK, once
+// or so per connection, go this way, from pooled structs: a packet.ConnAck
+// or packet.SubAck (about 350 bytes each, with room for every v5
+// property) would otherwise be made for each and left as garbage (issue 9:
+// what a connection costs).
+type encoded []byte
+
+func (e encoded) Type() packet.Type { return packet.Type(e[0] >> 4) }
+
+// sendEncoded encodes p for this connection at once and queues the bytes;
+// p is not kept.
+func (c *conn) sendEncoded(p packet.Packet) {
+	e, err := packet.Append(nil, p, c.version)
+	if err != nil {
+		c.b.log.Error("encode packet failed", "client", c.clientID, "packet", p.Type().String(), "err", err)
+		return
+	}
+	c.send(encoded(e))
+}
+
 func (c *conn) send(p packet.Packet) {
 	c.outMu.Lock()
 	if c.outClosed {
@@ -325,9 +345,14 @@ func (c *conn) encode(dst []byte, p packet.Packet) ([]byte, error) {
 	if isPub && c.version == packet.V5 && c.aliasMax > 0 {
 		c.applyAlias(pub)
 	}
-	out, err := packet.Append(dst, p, c.version)
-	if err != nil {
-		return dst, err
+	var out []byte
+	if e, ok := p.(encoded); ok {
+		out = append(dst, e...)
+	} else {
+		var err error
+		if out, err = packet.Append(dst, p, c.version); err != nil {
+			return dst, err
+		}
 	}
 	if c.maxOut > 0 && len(out)-start > int(c.maxOut) {
 		// [MQTT-3.1.2-24]: never send a packet over the client's Maximum
