@@ -93,6 +93,28 @@ func DecodeConnect(b []byte, p *Connect) (n int, err error) {
 	return n, err
 }
 
+// DecodeSubscribe decodes a whole SUBSCRIBE packet at the start of b into
+// p, which it overwrites: Decode for a caller that reuses its Subscribe.
+// Nothing in p aliases b (a SUBSCRIBE has no binary fields).
+func DecodeSubscribe(b []byte, version byte, p *Subscribe) (n int, err error) {
+	t, flags, rl, hl, err := FixedHeader(b)
+	if err != nil {
+		return 0, err
+	}
+	if t != SUBSCRIBE {
+		return 0, fmt.Errorf("decode SUBSCRIBE: packet is %v: %w", t, ErrProtocol)
+	}
+	n = hl + rl
+	if len(b) < n {
+		return 0, fmt.Errorf("decode %v: %d of %d bytes: %w", t, len(b), n, ErrIncomplete)
+	}
+	if flags != 0x02 {
+		return n, flagsErr(t, flags, 0x02)
+	}
+	*p = Subscribe{}
+	return n, decodeSubscribeInto(&reader{b: b[hl:n]}, version, p)
+}
+
 func flagsErr(t Type, flags, want byte) error {
 	return fmt.Errorf("decode %v: fixed header flags 0x%X, want 0x%X [MQTT-2.1.3-1]: %w", t, flags, want, ErrMalformed)
 }
@@ -401,54 +423,62 @@ func decodeAck(r *reader, t Type, version byte) (Packet, error) {
 
 func decodeSubscribe(r *reader, version byte) (Packet, error) {
 	s := new(Subscribe)
+	if err := decodeSubscribeInto(r, version, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// decodeSubscribeInto decodes SUBSCRIBE's body into s (zero).
+func decodeSubscribeInto(r *reader, version byte, s *Subscribe) error {
 	var err error
 	if s.PacketID, err = r.uint16(); err != nil {
-		return nil, decodeErr(SUBSCRIBE, "packet identifier", err)
+		return decodeErr(SUBSCRIBE, "packet identifier", err)
 	}
 	if s.PacketID == 0 {
-		return nil, decodeErr(SUBSCRIBE, "packet identifier 0 [MQTT-2.2.1-3]", ErrMalformed)
+		return decodeErr(SUBSCRIBE, "packet identifier 0 [MQTT-2.2.1-3]", ErrMalformed)
 	}
 	if version == V5 {
 		if err := r.props(SUBSCRIBE, ctxSubscribe(), &s.Props); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for r.left() > 0 {
 		var sub Subscription
 		if sub.Filter, err = r.string(); err != nil {
-			return nil, decodeErr(SUBSCRIBE, fmt.Sprintf("topic filter %d", len(s.Subscriptions)+1), err)
+			return decodeErr(SUBSCRIBE, fmt.Sprintf("topic filter %d", len(s.Subscriptions)+1), err)
 		}
 		o, err := r.byte1()
 		if err != nil {
-			return nil, decodeErr(SUBSCRIBE, fmt.Sprintf("options of %q", sub.Filter), err)
+			return decodeErr(SUBSCRIBE, fmt.Sprintf("options of %q", sub.Filter), err)
 		}
 		sub.QoS = o & 0x03
 		if sub.QoS == 3 {
-			return nil, decodeErr(SUBSCRIBE, fmt.Sprintf("QoS 3 for %q [MQTT-3.8.3-4]", sub.Filter), ErrMalformed)
+			return decodeErr(SUBSCRIBE, fmt.Sprintf("QoS 3 for %q [MQTT-3.8.3-4]", sub.Filter), ErrMalformed)
 		}
 		if version == V5 {
 			if o&0xc0 != 0 {
-				return nil, decodeErr(SUBSCRIBE, fmt.Sprintf("reserved option bits for %q [MQTT-3.8.3-5]", sub.Filter), ErrMalformed)
+				return decodeErr(SUBSCRIBE, fmt.Sprintf("reserved option bits for %q [MQTT-3.8.3-5]", sub.Filter), ErrMalformed)
 			}
 			sub.NoLocal = o&0x04 != 0
 			sub.RetainAsPublished = o&0x08 != 0
 			sub.RetainHandling = o >> 4 & 0x03
 			if sub.RetainHandling == 3 {
-				return nil, decodeErr(SUBSCRIBE, fmt.Sprintf("retain handling 3 for %q", sub.Filter), ErrProtocol)
+				return decodeErr(SUBSCRIBE, fmt.Sprintf("retain handling 3 for %q", sub.Filter), ErrProtocol)
 			}
 			if sub.NoLocal && strings.HasPrefix(sub.Filter, "$share/") {
-				return nil, decodeErr(SUBSCRIBE, fmt.Sprintf("no local on shared subscription %q [MQTT-3.8.3-4]", sub.Filter), ErrProtocol)
+				return decodeErr(SUBSCRIBE, fmt.Sprintf("no local on shared subscription %q [MQTT-3.8.3-4]", sub.Filter), ErrProtocol)
 			}
 		} else if o&0xfc != 0 {
 			// [MQTT-3-8.3-4] (3.1.1): upper six bits reserved.
-			return nil, decodeErr(SUBSCRIBE, fmt.Sprintf("reserved option bits for %q", sub.Filter), ErrMalformed)
+			return decodeErr(SUBSCRIBE, fmt.Sprintf("reserved option bits for %q", sub.Filter), ErrMalformed)
 		}
 		s.Subscriptions = append(s.Subscriptions, sub)
 	}
 	if len(s.Subscriptions) == 0 {
-		return nil, decodeErr(SUBSCRIBE, "no topic filter [MQTT-3.8.3-3]", ErrProtocol)
+		return decodeErr(SUBSCRIBE, "no topic filter [MQTT-3.8.3-3]", ErrProtocol)
 	}
-	return s, nil
+	return nil
 }
 
 // validSubAckCode: 3.9.3 of 3.1.1 (0, 1, 2, 0x80; also used by 3.1

@@ -75,17 +75,24 @@ func sameAsDecode(t *testing.T, data []byte) {
 	p1, n1, err1 := Decode(data, V5)
 	reused := Connect{ClientID: "stale", WillFlag: true, Props: Properties{ReasonString: "stale"}}
 	n2, err2 := DecodeConnect(data, &reused)
+	sameDecode(t, p1, n1, err1, &reused, n2, err2)
+}
+
+// sameDecode: a Decode… into a reused struct (p2, n2, err2) gave what
+// Decode gave (p1, n1, err1), error for error.
+func sameDecode(t *testing.T, p1 Packet, n1 int, err1 error, p2 Packet, n2 int, err2 error) {
+	t.Helper()
 	if fmt.Sprint(err1) != fmt.Sprint(err2) {
-		t.Fatalf("Decode error %v, DecodeConnect error %v", err1, err2)
+		t.Fatalf("Decode error %v, decoding into a reused packet: %v", err1, err2)
 	}
 	if err1 != nil && !errors.Is(err1, ErrUnsupportedProtocol) {
 		return
 	}
 	if err1 == nil && n1 != n2 {
-		t.Fatalf("Decode took %d bytes, DecodeConnect %d", n1, n2)
+		t.Fatalf("Decode took %d bytes, decoding into a reused packet %d", n1, n2)
 	}
-	if !reflect.DeepEqual(p1, &reused) {
-		t.Fatalf("Decode gave %#v\nDecodeConnect %#v", p1, &reused)
+	if !reflect.DeepEqual(p1, p2) {
+		t.Fatalf("Decode gave %#v\ninto a reused packet: %#v", p1, p2)
 	}
 }
 func FuzzConnAck(f *testing.F) {
@@ -107,7 +114,18 @@ func FuzzPubComp(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v byte, b []byte) { roundTrip(t, PUBCOMP, v, b) })
 }
 func FuzzSubscribe(f *testing.F) {
-	f.Fuzz(func(t *testing.T, v byte, b []byte) { roundTrip(t, SUBSCRIBE, v, b) })
+	f.Fuzz(func(t *testing.T, v byte, b []byte) {
+		roundTrip(t, SUBSCRIBE, v, b)
+		if len(b) == 0 {
+			return
+		}
+		version := V31 + v%3
+		data := append([]byte{byte(SUBSCRIBE)<<4 | b[0]&0x0f}, b[1:]...)
+		p1, n1, err1 := Decode(data, version)
+		reused := Subscribe{PacketID: 9, Subscriptions: []Subscription{{Filter: "stale"}}, Props: Properties{ReasonString: "stale"}}
+		n2, err2 := DecodeSubscribe(data, version, &reused)
+		sameDecode(t, p1, n1, err1, &reused, n2, err2)
+	})
 }
 func FuzzSubAck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v byte, b []byte) { roundTrip(t, SUBACK, v, b) })
