@@ -82,23 +82,24 @@ func (t *Trie[K, V]) Add(filter string, key K, val V) (isNew bool) {
 // whether there was such a subscription.
 func (t *Trie[K, V]) Remove(filter string, key K) bool {
 	grp, f, shared, _ := ParseShared(filter)
-	var path []*node[K, V]
-	var levels []string
+	// The path down, for pruning; on the stack for filters of up to 8
+	// levels (a disconnecting client's subscriptions are removed one by
+	// one: no garbage per filter).
+	var pathBuf [8]*node[K, V]
+	var levelBuf [8]string
+	path, levels := pathBuf[:0], levelBuf[:0]
 	n := &t.root
-	ok := true
-	walkLevels(f, func(level string) {
-		if !ok {
-			return
-		}
+	for s := f; ; {
+		level, rest, more := cut(s)
 		path = append(path, n)
 		levels = append(levels, level)
-		n = n.get(level)
-		if n == nil {
-			ok = false
+		if n = n.get(level); n == nil {
+			return false
 		}
-	})
-	if !ok || n == nil {
-		return false
+		if !more {
+			break
+		}
+		s = rest
 	}
 	removed := false
 	if shared {
