@@ -243,6 +243,10 @@ func (c *conn) serve() {
 // end runs once the connection's last reader returns.
 func (c *conn) end() {
 	c.finish()
+	// The last reader is done: its read array and buffer go back to the
+	// pools (a disconnect storm would otherwise leave them all as garbage
+	// and take new ones for the next clients).
+	c.in.drop()
 	c.b.connDone(c)
 }
 
@@ -763,7 +767,11 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) bool {
 	// [MQTT-3.14.4-3] no will on a normal DISCONNECT; v5 0x04 asks for it.
 	c.cleanDisc = p.ReasonCode != packet.DisconnectWithWill
 	c.reasonMu.Unlock()
-	c.setReason(fmt.Sprintf("client sent DISCONNECT (reason 0x%02x)", p.ReasonCode))
+	if p.ReasonCode == packet.Success { // normal disconnection
+		c.setReason("client sent DISCONNECT (reason 0x00)")
+	} else {
+		c.setReason(fmt.Sprintf("client sent DISCONNECT (reason 0x%02x)", p.ReasonCode))
+	}
 	// Let go of the session before the socket closes, so that once the
 	// client sees the close, messages for it are queued, not in flight.
 	b.detachSession(c.sess, c, nil, p.ReasonCode == packet.DisconnectWithWill)
