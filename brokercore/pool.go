@@ -83,9 +83,13 @@ func (p *connPool) start(c *conn) {
 // work runs task for c, then for every connection waiting, and ends when
 // none is (an idle broker holds no pool goroutine).
 func (p *connPool) work(c *conn) {
+	// One claim for the goroutine's life, renewed per task: when a task
+	// returns with the place kept, no connection holds it (resume and
+	// tryPark clear conn.rpool), so it is not garbage per task.
+	w := &poolWorker{p: p}
 	for c != nil {
-		w := poolWorker{p: p}
-		more := p.task(c, &w)
+		*w = poolWorker{p: p}
+		more := p.task(c, w)
 		if w.left {
 			return
 		}
