@@ -52,20 +52,31 @@ func Decode(b []byte, version byte) (p Packet, n int, err error) {
 // and not even that when the topic equals p's previous one (the string is
 // reused, which is safe as strings are immutable). Payload aliases b.
 func DecodePublish(b []byte, version byte, p *Publish) (n int, err error) {
-	t, flags, rl, hl, err := FixedHeader(b)
+	body, flags, n, err := frame(b, PUBLISH)
 	if err != nil {
 		return 0, err
 	}
-	if t != PUBLISH {
-		return 0, fmt.Errorf("decode PUBLISH: packet is %v: %w", t, ErrProtocol)
+	prev := p.Topic
+	*p = Publish{}
+	return n, decodePublish(p, flags, body, version, prev)
+}
+
+// frame finds the whole packet of type want at the start of b: its body,
+// fixed-header flags and length, for the Decode… functions that decode
+// one type into a caller's struct.
+func frame(b []byte, want Type) (body []byte, flags byte, n int, err error) {
+	t, flags, rl, hl, err := FixedHeader(b)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if t != want {
+		return nil, 0, 0, fmt.Errorf("decode %v: packet is %v: %w", want, t, ErrProtocol)
 	}
 	n = hl + rl
 	if len(b) < n {
-		return 0, fmt.Errorf("decode PUBLISH: %d of %d bytes: %w", len(b), n, ErrIncomplete)
+		return nil, 0, 0, fmt.Errorf("decode %v: %d of %d bytes: %w", t, len(b), n, ErrIncomplete)
 	}
-	prev := p.Topic
-	*p = Publish{}
-	return n, decodePublish(p, flags, b[hl:n], version, prev)
+	return b[hl:n], flags, n, nil
 }
 
 // DecodeConnect decodes a whole CONNECT packet at the start of b into p,
@@ -74,22 +85,15 @@ func DecodePublish(b []byte, version byte, p *Publish) (n int, err error) {
 // as with Decode; on ErrUnsupportedProtocol p holds the protocol name and
 // level, as Decode's packet does.
 func DecodeConnect(b []byte, p *Connect) (n int, err error) {
-	t, flags, rl, hl, err := FixedHeader(b)
+	body, flags, n, err := frame(b, CONNECT)
 	if err != nil {
 		return 0, err
 	}
-	if t != CONNECT {
-		return 0, fmt.Errorf("decode CONNECT: packet is %v: %w", t, ErrProtocol)
-	}
-	n = hl + rl
-	if len(b) < n {
-		return 0, fmt.Errorf("decode %v: %d of %d bytes: %w", t, len(b), n, ErrIncomplete)
-	}
 	if flags != 0 {
-		return n, flagsErr(t, flags, 0)
+		return n, flagsErr(CONNECT, flags, 0)
 	}
 	*p = Connect{}
-	_, err = decodeConnectInto(&reader{b: b[hl:n]}, p)
+	_, err = decodeConnectInto(&reader{b: body}, p)
 	return n, err
 }
 
@@ -97,22 +101,15 @@ func DecodeConnect(b []byte, p *Connect) (n int, err error) {
 // p, which it overwrites: Decode for a caller that reuses its Subscribe.
 // Nothing in p aliases b (a SUBSCRIBE has no binary fields).
 func DecodeSubscribe(b []byte, version byte, p *Subscribe) (n int, err error) {
-	t, flags, rl, hl, err := FixedHeader(b)
+	body, flags, n, err := frame(b, SUBSCRIBE)
 	if err != nil {
 		return 0, err
 	}
-	if t != SUBSCRIBE {
-		return 0, fmt.Errorf("decode SUBSCRIBE: packet is %v: %w", t, ErrProtocol)
-	}
-	n = hl + rl
-	if len(b) < n {
-		return 0, fmt.Errorf("decode %v: %d of %d bytes: %w", t, len(b), n, ErrIncomplete)
-	}
 	if flags != 0x02 {
-		return n, flagsErr(t, flags, 0x02)
+		return n, flagsErr(SUBSCRIBE, flags, 0x02)
 	}
 	*p = Subscribe{}
-	return n, decodeSubscribeInto(&reader{b: b[hl:n]}, version, p)
+	return n, decodeSubscribeInto(&reader{b: body}, version, p)
 }
 
 func flagsErr(t Type, flags, want byte) error {
