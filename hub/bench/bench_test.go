@@ -223,6 +223,9 @@ func TestConnectionsMemoryFigures(t *testing.T) {
 	if res.BrokerHeldKiB <= 0 || res.BrokerPeakKiB < res.BrokerHeldKiB {
 		t.Fatalf("held RSS %d KiB, peak %d KiB: want a held figure at or below the peak", res.BrokerHeldKiB, res.BrokerPeakKiB)
 	}
+	if res.BrokerStartKiB <= 0 || res.BrokerStartKiB > res.BrokerPeakKiB {
+		t.Fatalf("RSS before the first connection %d KiB, peak %d KiB: want one at or below the peak", res.BrokerStartKiB, res.BrokerPeakKiB)
+	}
 	var out strings.Builder
 	res.WriteText(&out)
 	if !strings.Contains(out.String(), "MiB with every connection open") {

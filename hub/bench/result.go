@@ -41,6 +41,9 @@ type Result struct {
 	// open, before the liveness round and the disconnects that the peak
 	// (read at the end of the run) also covers.
 	BrokerHeldKiB int64 `json:"broker_held_rss_kib,omitempty"`
+	// BrokerStartKiB (connections): the broker's RSS before the first
+	// connection, so (held - start) / connections is what one costs.
+	BrokerStartKiB int64 `json:"broker_start_rss_kib,omitempty"`
 
 	LatP50us float64 `json:"lat_p50_us,omitempty"`
 	LatP90us float64 `json:"lat_p90_us,omitempty"`
@@ -120,7 +123,12 @@ func (r *Result) WriteText(w io.Writer) {
 	if r.BrokerPeakKiB > 0 {
 		fmt.Fprintf(w, "broker mem  peak RSS %.1f MiB", float64(r.BrokerPeakKiB)/1024)
 		if r.BrokerHeldKiB > 0 {
-			fmt.Fprintf(w, " (%.1f MiB with every connection open)", float64(r.BrokerHeldKiB)/1024)
+			fmt.Fprintf(w, " (%.1f MiB with every connection open", float64(r.BrokerHeldKiB)/1024)
+			if r.BrokerStartKiB > 0 && r.BrokerHeldKiB > r.BrokerStartKiB && r.Units > 0 {
+				fmt.Fprintf(w, ", %.1f MiB before: %.2f KiB per connection", float64(r.BrokerStartKiB)/1024,
+					float64(r.BrokerHeldKiB-r.BrokerStartKiB)/float64(r.Units))
+			}
+			fmt.Fprint(w, ")")
 		}
 		fmt.Fprintln(w)
 	}

@@ -17,6 +17,11 @@ func (r *runner) connections(ctx context.Context) error {
 	cfg := r.cfg
 	n := cfg.Messages
 	conns := make([]*mqttConn, n)
+	if cfg.BrokerPID > 0 {
+		if _, rss, err := procMem(cfg.BrokerPID); err == nil {
+			r.res.BrokerStartKiB = rss
+		}
+	}
 	m := startMeter(cfg.BrokerPID)
 	var next atomic.Int64
 	var wg sync.WaitGroup
