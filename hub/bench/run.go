@@ -43,7 +43,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			// approximately, and VmHWM is only raised at certain events,
 			// so an RSS sampled mid-run can exceed the VmHWM read at the
 			// end by a few hundred KiB. The peak is at least any RSS seen.
-			r.res.BrokerPeakKiB, r.res.BrokerRSSKiB = max(hwm, rss, r.res.BrokerHeldKiB), rss
+			r.res.BrokerPeakKiB, r.res.BrokerRSSKiB = max(hwm, rss, r.res.BrokerHeldKiB, r.res.BrokerStartKiB), rss
 		}
 	}
 	if err != nil {
