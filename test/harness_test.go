@@ -133,12 +133,15 @@ var addrRE = regexp.MustCompile(`(?m)^(.+?) listening on (\S+)`)
 // with prefix, e.g. "MQTT broker".
 func (p *proc) addr(prefix string) string {
 	p.t.Helper()
-	for _, m := range addrRE.FindAllStringSubmatch(p.out.String(), -1) {
-		if strings.HasPrefix(m[1], prefix) {
-			return m[2]
+	// The summary may still be arriving when the broker's first line has.
+	for deadline := time.Now().Add(10 * time.Second); !time.Now().After(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, m := range addrRE.FindAllStringSubmatch(p.out.String(), -1) {
+			if strings.HasPrefix(m[1], prefix) {
+				return m[2]
+			}
 		}
 	}
-	p.t.Fatalf("no %q address in output:\n%s", prefix, p.out.String())
+	p.t.Fatalf("no %q address in output within 10s:\n%s", prefix, p.out.String())
 	return ""
 }
 

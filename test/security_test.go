@@ -56,9 +56,17 @@ const plainListener = "    - address: \"127.0.0.1:0\"\n"
 func brokerAddrs(t *testing.T, p *proc, n int) []string {
 	t.Helper()
 	var as []string
-	for _, m := range addrRE.FindAllStringSubmatch(p.out.String(), -1) {
-		if m[1] == "MQTT broker" {
-			as = append(as, m[2])
+	// The summary may still be arriving when the first address has: wait
+	// for n of them, then check there are no more.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		as = as[:0]
+		for _, m := range addrRE.FindAllStringSubmatch(p.out.String(), -1) {
+			if m[1] == "MQTT broker" {
+				as = append(as, m[2])
+			}
+		}
+		if len(as) >= n || time.Now().After(deadline) {
+			break
 		}
 	}
 	if len(as) != n {
