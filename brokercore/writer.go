@@ -18,7 +18,6 @@ const flowChunk = 256
 // progress, and a busy connection does not reset a timer per write.
 const writeTimeout = 30 * time.Second
 
-// send queues p for the writer goroutine. It never blocks.
 // encoded is a packet encoded when it is queued. CONNACK and SUBACK, once
 // or so per connection, go this way, from pooled structs: a packet.ConnAck
 // or packet.SubAck (about 350 bytes each, with room for every v5
@@ -39,6 +38,7 @@ func (c *conn) sendEncoded(p packet.Packet) {
 	c.send(encoded(e))
 }
 
+// send queues p for the writer goroutine. It never blocks.
 func (c *conn) send(p packet.Packet) {
 	c.outMu.Lock()
 	if c.outClosed {
