@@ -66,7 +66,8 @@ type Listener struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	out    chan net.Conn // Accept's source
+	out    chan net.Conn // Accept's source, unless inline
+	inline bool          // plain TCP: Accept takes the next connection itself
 	ws     *http.Server  // nil unless WebSocket
 	wg     sync.WaitGroup
 
@@ -157,15 +158,21 @@ func listen(ctx context.Context, cfg Config, log *slog.Logger, o options) (*List
 		warnExpiry(l, l.certs.state.Load(), cfg.TLS.CertFile)
 	}
 
-	ready := l.out
-	if cfg.WebSocket {
-		toHTTP := make(chan net.Conn)
-		ready = toHTTP
-		l.ws = l.newWSServer(l.out)
-		cl := &chanListener{l: l, in: toHTTP, done: make(chan struct{})}
-		l.wg.Go(func() { l.ws.Serve(cl) })
+	// A plain MQTT listener accepts in the caller of Accept: no goroutine
+	// and no hand-over per connection. TLS handshakes and WebSocket
+	// upgrades run in goroutines of their own and arrive through l.out.
+	l.inline = l.certs == nil && !cfg.WebSocket
+	if !l.inline {
+		ready := l.out
+		if cfg.WebSocket {
+			toHTTP := make(chan net.Conn)
+			ready = toHTTP
+			l.ws = l.newWSServer(l.out)
+			cl := &chanListener{l: l, in: toHTTP, done: make(chan struct{})}
+			l.wg.Go(func() { l.ws.Serve(cl) })
+		}
+		l.wg.Go(func() { l.acceptLoop(ready) })
 	}
-	l.wg.Go(func() { l.acceptLoop(ready) })
 	l.wg.Go(l.flushLoop)
 	l.log.Info("listening", "listener", l.addr, "tls", cfg.TLS != nil, "websocket", cfg.WebSocket,
 		"connect_rate", cfg.ConnectRate)
@@ -176,20 +183,40 @@ func listen(ctx context.Context, cfg Config, log *slog.Logger, o options) (*List
 // and hands them on: plain ones at once (wrapped to spot a TLS client),
 // TLS ones after a handshake in their own goroutine.
 func (l *Listener) acceptLoop(ready chan<- net.Conn) {
+	for {
+		c, ok := l.acceptTCP()
+		if !ok {
+			return
+		}
+		if l.certs == nil {
+			l.deliver(ready, &sniffConn{Conn: c, l: l, ws: l.cfg.WebSocket})
+			continue
+		}
+		l.wg.Go(func() {
+			if tc := l.handshake(l.ctx, c); tc != nil {
+				l.deliver(ready, tc)
+			}
+		})
+	}
+}
+
+// acceptTCP returns the next connection the rate limit lets in; false once
+// the listener is closed. Other accept errors (out of file descriptors and
+// the like) are logged and retried with a back-off, as net/http does.
+func (l *Listener) acceptTCP() (net.Conn, bool) {
 	var delay time.Duration
 	for {
 		c, err := l.tcp.Accept()
 		if err != nil {
 			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
+				return nil, false
 			}
-			// Out of file descriptors and the like: back off as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			l.log.Error("accept failed; retrying", "listener", l.addr, "err", err, "retry_in", delay)
 			select {
 			case <-time.After(delay):
 			case <-l.ctx.Done():
-				return
+				return nil, false
 			}
 			continue
 		}
@@ -202,15 +229,7 @@ func (l *Listener) acceptLoop(ready chan<- net.Conn) {
 			c.Close()
 			continue
 		}
-		if l.certs == nil {
-			l.deliver(ready, &sniffConn{Conn: c, l: l, ws: l.cfg.WebSocket})
-			continue
-		}
-		l.wg.Go(func() {
-			if tc := l.handshake(l.ctx, c); tc != nil {
-				l.deliver(ready, tc)
-			}
-		})
+		return c, true
 	}
 }
 
@@ -240,6 +259,12 @@ func (l *Listener) flushLoop() {
 // Accept waits for the next connection ready for MQTT. After Close it
 // returns an error wrapping net.ErrClosed.
 func (l *Listener) Accept() (net.Conn, error) {
+	if l.inline {
+		if c, ok := l.acceptTCP(); ok {
+			return &sniffConn{Conn: c, l: l}, nil
+		}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.tcp.Addr(), Err: net.ErrClosed}
+	}
 	select {
 	case c := <-l.out:
 		return c, nil

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -223,4 +224,41 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// failOnce is a socket whose next Accept fails the way accept(2) does when
+// the process is out of file descriptors.
+type failOnce struct {
+	net.Listener
+	failed bool
+}
+
+func (f *failOnce) Accept() (net.Conn, error) {
+	if !f.failed {
+		f.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: f.Addr(), Err: syscall.EMFILE}
+	}
+	return f.Listener.Accept()
+}
+
+// An accept that fails (EMFILE) is logged and retried; the broker's Accept
+// still gets the next client.
+func TestAcceptRetriesAfterError(t *testing.T) {
+	var logs logBuf
+	l := open(t, Config{}, &logs, options{})
+	if !l.inline {
+		t.Fatal("a plain listener should accept in the caller of Accept")
+	}
+	l.tcp = &failOnce{Listener: l.tcp}
+	ch := acceptAsync(t, l)
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(connectPacket)
+	if a := recv(t, ch); a.err != nil || !bytes.Equal(a.data, connectPacket) {
+		t.Fatalf("broker read %x, %v; want the CONNECT bytes after a failed accept", a.data, a.err)
+	}
+	logs.waitFor(t, "accept failed; retrying", "too many open files")
 }
