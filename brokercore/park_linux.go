@@ -142,8 +142,16 @@ func (p *poller) run() {
 		return
 	}
 	events := make([]unix.EpollEvent, 128)
+	// The sweep keeps its own schedule: events (a busy client parking
+	// and waking every few hundred milliseconds) must not put it off, or
+	// parked clients would never time out.
+	nextSweep := time.Now().Add(sweepInterval)
 	for {
-		p.f.SetReadDeadline(time.Now().Add(sweepInterval))
+		if !time.Now().Before(nextSweep) {
+			p.sweep()
+			nextSweep = time.Now().Add(sweepInterval)
+		}
+		p.f.SetReadDeadline(nextSweep)
 		var n int
 		var werr error
 		err := rc.Read(func(fd uintptr) bool {
@@ -155,8 +163,7 @@ func (p *poller) run() {
 		})
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			p.sweep()
-			continue
+			continue // sweep time
 		case err != nil:
 			return // closed
 		case werr != nil:

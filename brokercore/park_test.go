@@ -88,6 +88,39 @@ func TestParkedKeepAliveTimeout(t *testing.T) {
 	}
 }
 
+// TestParkedKeepAliveTimeoutUnderTraffic: the poller's keep-alive sweep
+// keeps its schedule while other parked clients wake it more than once a
+// second (it used to be put off by every event, so on a busy site a
+// vanished client was never timed out and its will never sent).
+func TestParkedKeepAliveTimeoutUnderTraffic(t *testing.T) {
+	skipNoPark(t)
+	b := testBroker(t, Config{}, Options{})
+	busy := connected(t, b, packet.V311, "busy", true)
+	ka := func(cp *packet.Connect) { cp.KeepAlive = 1 }
+	c := connected(t, b, packet.V5, "sleepy", true, ka)
+	poll(t, "both parked", func() bool { return b.Parked() == 2 })
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				busy.nc.Write([]byte{0xC0, 0}) // PINGREQ; the PINGRESPs are left unread
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	got := c.closed()
+	if len(got) != 1 || got[0].(*packet.Disconnect).ReasonCode != packet.KeepAliveTimeout {
+		t.Fatalf("before the close got %+v, want DISCONNECT 0x8D", got)
+	}
+}
+
 // TestParkedTakeoverCloseAndShutdown: a parked connection is taken over
 // (DISCONNECT 0x8E), one whose client hangs up is detached with its will,
 // and Shutdown ends the parked rest with 0x8B and returns.
