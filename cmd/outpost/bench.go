@@ -17,6 +17,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
+		keepalive      int
 		cfg            bench.Config
 		host           string
 		port, snPort   int
@@ -59,6 +60,7 @@ error; --strict makes any loss, duplicate or reordering exit with status 3.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Scenario = args[0]
+			cfg.KeepAlive = time.Duration(keepalive) * time.Second
 			cfg.Addr = net.JoinHostPort(host, strconv.Itoa(port))
 			cfg.SNAddr = net.JoinHostPort(host, strconv.Itoa(snPort))
 			switch strings.ToLower(version) {
@@ -114,6 +116,7 @@ error; --strict makes any loss, duplicate or reordering exit with status 3.
 	f.IntVarP(&cfg.Messages, "messages", "n", 0, "messages per publisher; connections: number of connections (default per scenario)")
 	f.IntVarP(&cfg.Window, "window", "w", 20, "unacknowledged QoS 1/2 messages per publisher")
 	f.IntVarP(&cfg.PayloadSize, "size", "s", 64, "payload bytes (at least 20)")
+	f.IntVarP(&keepalive, "keepalive", "k", 30, "MQTT keep alive of every client in seconds (0 = none; 30 is Paho's default)")
 	f.Float64VarP(&cfg.Rate, "rate", "r", 0, "messages per second over all publishers (0 = saturate)")
 	f.IntVar(&cfg.BrokerPID, "broker-pid", 0, "pid of the broker process: measure its CPU and peak RSS")
 	f.StringVar(&cfg.Broker, "broker", "", "label of the broker under test, for the JSON line and table")

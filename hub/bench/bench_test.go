@@ -371,3 +371,39 @@ func TestBrokerCPUExact(t *testing.T) {
 		t.Errorf("no schedstat: got %v, want the ticks' 300ms", got)
 	}
 }
+
+// TestKeepAlivePings: the clients ask for the keep alive configured and
+// the runner's pings keep them connected past it; without the pings the
+// broker drops a silent client after 1.5 keep alives [MQTT-3.1.2-24],
+// which shows the keep alive is on the wire.
+func TestKeepAlivePings(t *testing.T) {
+	srv := brokertest.NewServerConfig(t, brokercore.Config{}, brokercore.Options{})
+	for _, pinging := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pinging=%v", pinging), func(t *testing.T) {
+			t.Parallel()
+			cfg := Config{Scenario: Connections, Addr: srv.Addr, KeepAlive: time.Second}.Defaults()
+			r := &runner{cfg: cfg, epoch: time.Now(), readErr: make(chan error, 1)}
+			defer r.closeAll()
+			c, _, err := r.dial(context.Background(), fmt.Sprintf("ka-%v", pinging), true, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.serve(c.readLoop)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if pinging {
+				go r.ping(ctx)
+			}
+			select {
+			case err := <-r.readErr:
+				if pinging {
+					t.Fatalf("connection with pings dropped: %v", err)
+				}
+			case <-time.After(3 * time.Second): // two keep alives
+				if !pinging {
+					t.Fatal("silent connection with a 1s keep alive still open after 3s: keep alive not sent?")
+				}
+			}
+		})
+	}
+}

@@ -43,6 +43,11 @@ type Config struct {
 	PayloadSize int     // bytes, at least 20 (the stamp); 0 = 64
 	Rate        float64 // messages per second over all publishers; 0 = as fast as the window allows
 	Protocol    int     // MQTT protocol level: 4 (3.1.1, default) or 5
+	// KeepAlive is the MQTT keep alive every client asks for, in whole
+	// seconds; 0 = none. The CLI's default is 30s, Paho's (the load tool
+	// behind issue 9's reference figures); a broker may treat clients
+	// without one differently (outpost turns TCP keep-alive probes on).
+	KeepAlive time.Duration
 	// Idle ends the wait for deliveries after this long without progress
 	// once the publishers are done; what has not arrived is lost. 0 = 5s.
 	Idle time.Duration
@@ -140,6 +145,9 @@ func (c Config) Validate() error {
 	}
 	if c.Protocol != 0 && c.Protocol != 4 && c.Protocol != 5 {
 		errs = append(errs, fmt.Errorf("protocol %d: want 4 (MQTT 3.1.1) or 5", c.Protocol))
+	}
+	if c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second || c.KeepAlive%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("keepalive %v: want whole seconds, 0 (none) to 65535s", c.KeepAlive))
 	}
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("rate %v: must not be negative", c.Rate))

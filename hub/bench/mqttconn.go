@@ -62,6 +62,9 @@ type dialOptions struct {
 	Window   int // in-flight QoS 1/2 publishes; 0 = not a publisher
 	Epoch    time.Time
 	Timeout  time.Duration
+	// KeepAlive is the MQTT keep alive asked for in CONNECT (whole
+	// seconds); 0 = none. The runner pings (runner.ping).
+	KeepAlive time.Duration
 }
 
 // dialMQTT connects and completes the CONNECT/CONNACK handshake.
@@ -96,6 +99,7 @@ func dialMQTT(ctx context.Context, o dialOptions) (*mqttConn, bool, error) {
 		ProtocolLevel: o.Version,
 		CleanStart:    o.Clean,
 		ClientID:      o.ClientID,
+		KeepAlive:     uint16(min(o.KeepAlive/time.Second, 65535)),
 	}
 	if o.Version == packet.V5 && !o.Clean {
 		exp := uint32(3600)
@@ -164,6 +168,9 @@ func (c *mqttConn) subscribe(filters []string, qos byte) error {
 	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	defer c.nc.SetReadDeadline(time.Time{})
 	b, err := c.next()
+	for err == nil && packet.Type(b[0]>>4) == packet.PINGRESP { // the runner's keep-alive ping
+		b, err = c.next()
+	}
 	if err != nil {
 		return fmt.Errorf("client %s: read SUBACK: %w", c.id, err)
 	}
@@ -439,6 +446,10 @@ func (c *mqttConn) flush() error {
 
 // inflight is the number of unacknowledged QoS 1/2 publishes.
 func (c *mqttConn) inflight() int { return int(c.inflightN.Load()) }
+
+// ping sends PINGREQ; PINGRESP is ignored when it arrives. A failed
+// write is left to the reader, which reports the broken connection.
+func (c *mqttConn) ping() { c.writePacket(&packet.PingReq{}) }
 
 // disconnect sends DISCONNECT and closes the connection.
 func (c *mqttConn) disconnect() {

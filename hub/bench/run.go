@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Window: cfg.Window, Publishers: cfg.Publishers, Subscribers: cfg.Subscribers, PerPub: cfg.Messages,
 		PayloadSize: cfg.PayloadSize, Rate: cfg.Rate,
 	}
+	// Keep-alive pings, as a real client sends them: without them a run
+	// longer than 1.5 keep alives would be cut off by the broker.
+	pingCtx, stopPings := context.WithCancel(ctx)
+	var pinger sync.WaitGroup
+	if cfg.KeepAlive > 0 {
+		pinger.Go(func() { r.ping(pingCtx) })
+	}
 	var err error
 	switch cfg.Scenario {
 	case FanIn, FanOut, MQTTSN, Durable:
@@ -36,6 +44,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	case Backlog:
 		err = r.backlog(ctx)
 	}
+	stopPings()
+	pinger.Wait()
 	r.closeAll()
 	if cfg.BrokerPID > 0 {
 		if hwm, rss, merr := procMem(cfg.BrokerPID); merr == nil {
@@ -64,6 +74,28 @@ type runner struct {
 	readErr chan error
 }
 
+// ping sends PINGREQ on every MQTT connection each half keep alive until
+// ctx is done. (Paho pings only a connection that sent nothing for a
+// keep alive; pinging them all more often costs a bench run nothing
+// measurable, and runs are mostly shorter than the first ping.)
+func (r *runner) ping(ctx context.Context) {
+	t := time.NewTicker(r.cfg.KeepAlive / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		conns := slices.Clone(r.conns)
+		r.mu.Unlock()
+		for _, c := range conns {
+			c.ping()
+		}
+	}
+}
+
 func (r *runner) version() byte {
 	if r.cfg.Protocol == 5 {
 		return packet.V5
@@ -73,7 +105,7 @@ func (r *runner) version() byte {
 
 func (r *runner) dial(ctx context.Context, id string, clean bool, window int) (*mqttConn, bool, error) {
 	c, present, err := dialMQTT(ctx, dialOptions{Addr: r.cfg.Addr, ClientID: id, Version: r.version(),
-		Clean: clean, Window: window, Epoch: r.epoch})
+		Clean: clean, Window: window, Epoch: r.epoch, KeepAlive: r.cfg.KeepAlive})
 	if err != nil {
 		return nil, false, err
 	}
