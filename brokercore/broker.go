@@ -138,6 +138,8 @@ type Broker struct {
 	// writers and resumers run connections with no goroutine of their
 	// own: their writes, and their reads once woken (pool.go).
 	writers, resumers *connPool
+	// starter runs new connections until they park (starter.go).
+	starter *starter
 	// crashed (tests only, see crash) stops every store write, as kill -9 would.
 	crashed atomic.Bool
 }
@@ -181,6 +183,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.limitLog.b = b
 	b.writers = newConnPool(b, (*conn).writeLoop)
 	b.resumers = newConnPool(b, (*conn).resume)
+	b.starter = newStarter(b)
 	return b, nil
 }
 
@@ -332,7 +335,7 @@ func (b *Broker) serveConn(nc net.Conn, useID bool) bool {
 	b.conns[c] = struct{}{}
 	b.wg.Add(1) // the writer is started when there is something to write
 	b.mu.Unlock()
-	go c.serve()
+	b.starter.start(c)
 	return true
 }
 
