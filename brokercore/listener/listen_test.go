@@ -18,12 +18,7 @@ func TestPlainAccept(t *testing.T) {
 	var logs logBuf
 	l := open(t, Config{}, &logs, options{})
 	ch := acceptAsync(t, l)
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write(connectPacket)
+	c := dialConnect(t, l)
 	a := recv(t, ch)
 	if a.err != nil || !bytes.Equal(a.data, connectPacket) {
 		t.Fatalf("broker read %x, %v; want the CONNECT bytes", a.data, a.err)
@@ -34,6 +29,21 @@ func TestPlainAccept(t *testing.T) {
 	if _, ok := PeerIdentity(a.conn); ok {
 		t.Fatal("PeerIdentity ok on a plain connection")
 	}
+}
+
+// dialConnect connects to l and sends a CONNECT; the connection is
+// closed when the test ends.
+func dialConnect(t *testing.T, l net.Listener) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write(connectPacket); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestTLSClientOnPlainListener(t *testing.T) {
@@ -251,12 +261,7 @@ func TestAcceptRetriesAfterError(t *testing.T) {
 	}
 	l.tcp = &failOnce{Listener: l.tcp}
 	ch := acceptAsync(t, l)
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write(connectPacket)
+	dialConnect(t, l)
 	if a := recv(t, ch); a.err != nil || !bytes.Equal(a.data, connectPacket) {
 		t.Fatalf("broker read %x, %v; want the CONNECT bytes after a failed accept", a.data, a.err)
 	}
