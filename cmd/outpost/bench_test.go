@@ -51,4 +51,10 @@ func TestBenchCommand(t *testing.T) {
 	if _, err := run("bench", "fan-sideways"); err == nil || !strings.Contains(err.Error(), "fan-in") {
 		t.Fatalf("unknown scenario: err = %v, want the list of scenarios", err)
 	}
+	if _, err := run("bench", "connections", "-p", port, "-k", "70000"); err == nil || !strings.Contains(err.Error(), "keepalive") {
+		t.Fatalf("keep alive past 65535 s: err = %v, want one naming keepalive", err)
+	}
+	if out, err := run("bench", "connections", "-p", port, "-n", "20", "-k", "0", "--strict"); err != nil {
+		t.Fatalf("bench connections -k 0 (no keep alive): %v\n%s", err, out)
+	}
 }
