@@ -51,6 +51,8 @@ type DB struct {
 	lanes   map[string]*laneState
 	total   int64 // stored bytes of all lanes
 
+	clock *qclock // queue time: record stamps and MaxAge (clock.go)
+
 	// free space as seen by the writer at its last batch, and whether it was below the reserve
 	diskFull bool
 
@@ -156,6 +158,18 @@ func Open(dataDir string, opts Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	synced, mono := clockSynced, (func() time.Duration)(nil)
+	if h := opts.hooks; h != nil {
+		if h.synced != nil {
+			synced = h.synced
+		}
+		mono = h.mono
+	}
+	db.clock = newQClock(opts.Now, synced, mono)
+	if err := db.loadClock(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	db.stop = cancel
 	go db.writer()
@@ -244,10 +258,29 @@ func (db *DB) checkSchema() error {
 // has (their done callbacks run), stops the maintenance goroutines and
 // closes Badger. Requests made after Close get an error wrapping msg.ErrClosed.
 func (db *DB) Close() error {
+	if !db.stopWriter() {
+		return nil
+	}
+	if db.total > 0 {
+		// Queue time goes on from here at the next Open (clock.go).
+		if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(clockKey, db.clock.encode()) }); err != nil {
+			db.log.Warn("store queue clock", "err", err)
+		}
+	}
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("close queue database %s: %w", db.path, err)
+	}
+	db.log.Info("queue database closed", "path", db.path)
+	return nil
+}
+
+// stopWriter refuses new requests, lets the writer finish those queued and
+// stops the maintenance goroutines; false if the DB was already closed.
+func (db *DB) stopWriter() bool {
 	db.mu.Lock()
 	if db.closed {
 		db.mu.Unlock()
-		return nil
+		return false
 	}
 	db.closed = true
 	close(db.reqs)
@@ -255,11 +288,7 @@ func (db *DB) Close() error {
 	<-db.writerDone
 	db.stop()
 	db.wg.Wait()
-	if err := db.bdb.Close(); err != nil {
-		return fmt.Errorf("close queue database %s: %w", db.path, err)
-	}
-	db.log.Info("queue database closed", "path", db.path)
-	return nil
+	return true
 }
 
 // send hands r to the writer, or fails it if the DB is closed.

@@ -36,7 +36,10 @@
 // the start, over a million tombstones took seconds). Policy bounds all
 // lanes together: MaxBytes with DropOldest (the globally oldest record goes
 // first) or Reject (msg.ErrQuotaExceeded), and MaxAge; every drop and
-// refusal is counted in Metrics.
+// refusal is counted in Metrics. Records are stamped, and MaxAge measured,
+// in queue time (clock.go): it follows the monotonic clock while the hub
+// runs, so NTP stepping a stale boot-time clock does not age what is
+// queued, and goes on across restarts from the last value stored.
 //
 // Space: deletes are tombstones until compaction; an emptied lane with many
 // deletes gets its key range dropped (DropPrefix, Options.ReclaimAfter) by

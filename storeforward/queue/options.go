@@ -93,7 +93,9 @@ type Options struct {
 	// TrimInterval is how often the memory-mapped tables are paged out of
 	// the process (see trimTables). 0 = 2 seconds; negative = never.
 	TrimInterval time.Duration
-	// Now is the clock (record timestamps, MaxAge). nil = time.Now.
+	// Now is the system clock. Records are stamped, and MaxAge measured,
+	// in queue time, which follows it but ignores its steps (clock.go).
+	// nil = time.Now.
 	Now func() time.Time
 
 	// hooks lets tests in this package inject failures.
@@ -106,6 +108,8 @@ type testHooks struct {
 	afterCommit func() error          // a non-nil error is treated as a failed sync of that transaction
 	freeSpace   func() (int64, error) // replaces statfs
 	tune        func(*badger.Options) // adjusts Badger options (for the 32-bit negative control)
+	mono        func() time.Duration  // replaces the monotonic clock behind queue time
+	synced      func() bool           // replaces clockSynced
 }
 
 func (o *Options) setDefaults() error {

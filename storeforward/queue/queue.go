@@ -227,7 +227,7 @@ func (db *DB) Read(lane string, from uint64, max int) ([]Record, error) {
 				if len(v) < recHeader || v[0] != recVersion {
 					return fmt.Errorf("record %d: bad header (%d bytes)", r.Seq, len(v))
 				}
-				r.Appended = time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9])))
+				r.Appended = db.clock.toWall(int64(binary.BigEndian.Uint64(v[1:9])))
 				r.Value = bytes.Clone(v[recHeader:])
 				return nil
 			})
@@ -300,8 +300,8 @@ func (db *DB) statLocked(lane string) LaneStat {
 	}
 	s := LaneStat{Lane: lane, Depth: l.count, Bytes: l.bytes, Head: l.head, Next: l.next, Deletes: l.deletes}
 	if l.count > 0 && l.headTime != 0 {
-		s.Oldest = time.Unix(0, l.headTime)
-		s.Age = max(db.opts.Now().Sub(s.Oldest), 0)
+		s.Oldest = db.clock.toWall(l.headTime)
+		s.Age = db.clock.age(l.headTime)
 	}
 	return s
 }

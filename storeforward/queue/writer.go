@@ -189,7 +189,7 @@ func (db *DB) runBatch(reqs []*request) {
 	if n := int64(len(reqs)); n > db.m.maxBatchReqs.Load() {
 		db.m.maxBatchReqs.Store(n)
 	}
-	now := db.opts.Now().UnixNano()
+	now := db.clock.now()
 	diskErr := db.checkDisk()
 	b := db.newTxn()
 	for _, r := range reqs {
@@ -236,6 +236,13 @@ func (db *DB) finish(b *txnState) error {
 	sort.Strings(names)
 	for _, name := range names {
 		if err := db.set(b, metaKey(name), b.lanes[name].encode()); err != nil {
+			return err
+		}
+	}
+	if len(names) > 0 && db.clock.stepped() {
+		// The system clock was stepped since queue time was last stored:
+		// store it now, so that a crash does not count the step (clock.go).
+		if err := db.set(b, clockKey, db.clock.encode()); err != nil {
 			return err
 		}
 	}
@@ -699,5 +706,12 @@ func (db *DB) applyMaintain(b *txnState, r *request, now int64) error {
 		l.deletes = 0
 		b.reclaims++
 	}
-	return nil
+	// Queue time (clock.go): with nothing queued it rejoins the system
+	// clock; otherwise where it stands is stored, with the system clock's
+	// reading, for a restart to go on from.
+	if b.total == 0 {
+		db.clock.rejoin()
+		return nil
+	}
+	return db.set(b, clockKey, db.clock.encode())
 }
