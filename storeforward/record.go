@@ -34,6 +34,13 @@ type Record struct {
 	ResponseTopic   string
 	CorrelationData []byte
 	UserProperties  []msg.UserProperty
+
+	// QueuedAfter is how long after Received the tap queued the message,
+	// kept for a message with an expiry: the uplink measures the expiry as
+	// QueuedAfter plus the time waited in the queue, which a step of the
+	// system clock does not change (queue time, storeforward/queue). 0: not
+	// recorded (the expiry is measured from Received).
+	QueuedAfter time.Duration
 }
 
 // RecordVersion is the first byte of every encoded Record.
@@ -50,8 +57,8 @@ const RecordVersion = 1
 //
 // Field tags: 1 payload format (1 byte), 2 message expiry (uvarint ns),
 // 3 content type, 4 response topic, 5 correlation data, 6 user property
-// (uvarint key length, key, value), 7 client id. Tags 1-5 and 7 appear at
-// most once; 6 repeats, in order. A decoder skips tags it does not know, so
+// (uvarint key length, key, value), 7 client id, 8 queued after (uvarint
+// ns, not 0). Tags 1-5, 7 and 8 appear at most once; 6 repeats, in order. A decoder skips tags it does not know, so
 // a field can be added without a new version; a change to what is above
 // the fields needs one.
 const (
@@ -62,6 +69,7 @@ const (
 	tagCorrelationData
 	tagUserProperty
 	tagClientID
+	tagQueuedAfter
 )
 
 // ErrBadRecord is wrapped by every DecodeRecord error.
@@ -90,8 +98,8 @@ func AppendRecord(dst []byte, r *Record) ([]byte, error) {
 	if r.QoS > 2 {
 		return dst, fmt.Errorf("encode queue record for %q: qos %d", r.Topic, r.QoS)
 	}
-	if r.MessageExpiry < 0 {
-		return dst, fmt.Errorf("encode queue record for %q: negative message expiry %v", r.Topic, r.MessageExpiry)
+	if r.MessageExpiry < 0 || r.QueuedAfter < 0 {
+		return dst, fmt.Errorf("encode queue record for %q: negative message expiry %v or queue delay %v", r.Topic, r.MessageExpiry, r.QueuedAfter)
 	}
 	flags := r.QoS
 	if r.Retain {
@@ -126,6 +134,9 @@ func AppendRecord(dst []byte, r *Record) ([]byte, error) {
 	}
 	if r.ClientID != "" {
 		dst = appendField(dst, tagClientID, []byte(r.ClientID))
+	}
+	if r.QueuedAfter > 0 {
+		dst = appendField(dst, tagQueuedAfter, binary.AppendUvarint(nil, uint64(r.QueuedAfter)))
 	}
 	return dst, nil
 }
@@ -193,6 +204,12 @@ func DecodeRecord(b []byte) (Record, error) {
 				return r, fmt.Errorf("%w: message expiry field % x", ErrBadRecord, v)
 			}
 			r.MessageExpiry = time.Duration(ns)
+		case tagQueuedAfter:
+			ns, n := binary.Uvarint(v)
+			if n <= 0 || n != len(v) || ns == 0 || ns > math.MaxInt64 {
+				return r, fmt.Errorf("%w: queued-after field % x", ErrBadRecord, v)
+			}
+			r.QueuedAfter = time.Duration(ns)
 		case tagContentType:
 			r.ContentType = string(v)
 		case tagResponseTopic:

@@ -20,6 +20,7 @@ func sampleRecords() []Record {
 			ResponseTopic: "reply/here", CorrelationData: []byte{}, // present but empty
 			UserProperties: []msg.UserProperty{{Key: "a", Value: "1"}, {Key: "a", Value: "2"}, {Key: "", Value: ""}}},
 		{Topic: "z", Payload: bytes.Repeat([]byte("p"), 300), QoS: 1, Received: t0, CorrelationData: []byte("corr"), MessageExpiry: 1},
+		{Topic: "e", Payload: []byte("x"), QoS: 1, Received: t0, MessageExpiry: time.Hour, QueuedAfter: 1500 * time.Microsecond},
 	}
 }
 

@@ -108,6 +108,9 @@ func (t *Tap) Append(m msg.Message, done func(error)) {
 		m.Received = t.now()
 	}
 	rec := RecordFromMessage(&m, r.RemotePrefix+m.Topic, min(r.QoS, m.QoS))
+	if m.MessageExpiry > 0 {
+		rec.QueuedAfter = max(t.now().Sub(m.Received), 0)
+	}
 	b, err := AppendRecord(nil, &rec)
 	if err == nil && len(rec.Topic) > 65535 {
 		err = fmt.Errorf("cloud topic of %d bytes is longer than MQTT allows (65535) [MQTT-1.5.4-1]", len(rec.Topic))

@@ -83,9 +83,11 @@ func TestTapQueuesDurablyWithEveryField(t *testing.T) {
 	m := msg.Message{Topic: "sensors/mast", Payload: []byte("21.5"), QoS: 2, Retain: true, ClientID: "bme",
 		Received: recv, PayloadFormat: 1, MessageExpiry: time.Hour, ContentType: "text/plain",
 		ResponseTopic: "r", CorrelationData: []byte("c"), UserProperties: []msg.UserProperty{{Key: "unit", Value: "C"}}}
+	before := time.Now()
 	if err := appendSync(tap, m); err != nil {
 		t.Fatal(err)
 	}
+	after := time.Now()
 	// First matching rule wins: not also queued by "#".
 	if got := queued(t, db, LaneName(5)); len(got) != 0 {
 		t.Fatalf("second rule also took it: %+v", got)
@@ -95,6 +97,12 @@ func TestTapQueuesDurablyWithEveryField(t *testing.T) {
 		t.Fatalf("lane p0 holds %d records", len(got))
 	}
 	want := RecordFromMessage(&m, "sites/p7/sensors/mast", 1) // min(rule 1, publish 2)
+	// A message with an expiry records how long after its receive time it
+	// was queued (for its expiry, measured in queue time by the uplink).
+	if qa := got[0].QueuedAfter; qa < before.Sub(recv) || qa > after.Sub(recv) {
+		t.Fatalf("queued after %v, want between %v and %v", qa, before.Sub(recv), after.Sub(recv))
+	}
+	want.QueuedAfter = got[0].QueuedAfter
 	if !equalRecords(got[0], want) {
 		t.Fatalf("queued\n %+v\nwant %+v", got[0], want)
 	}

@@ -226,7 +226,7 @@ func (f *Forwarder) higherWaiting(i int) bool {
 // send publishes record r. ok false: not sent, try again later; an error
 // ends the session (the connection is gone or ctx is done).
 func (f *Forwarder) send(ctx context.Context, c *client.Client, l *laneCursor, r queueRecord, tag uint64, comp chan<- sent) (ok bool, err error) {
-	m, err := decodeQueued(r.Value)
+	m, queuedAfter, err := decodeQueued(r.Value)
 	if err != nil {
 		f.log.Error("dropping a queue record that does not decode", "lane", l.name, "seq", r.Seq, "err", err)
 		f.count(func(st *Status) { st.Corrupt++ })
@@ -237,7 +237,8 @@ func (f *Forwarder) send(ctx context.Context, c *client.Client, l *laneCursor, r
 	if m.Received.IsZero() {
 		m.Received = r.Appended
 	}
-	if m.Expired(now) {
+	age := sinceReceived(&m, queuedAfter, r.Appended, now)
+	if m.MessageExpiry > 0 && age >= m.MessageExpiry {
 		// MQTT 5.0 3.3.2.3.3: an expired message is not delivered.
 		f.count(func(st *Status) { st.Expired++ })
 		f.store.ack(l.name, r.Seq)
@@ -260,7 +261,7 @@ func (f *Forwarder) send(ctx context.Context, c *client.Client, l *laneCursor, r
 		f.downgraded(why)
 	}
 	if f.ccfg.ProtocolVersion == packet.V5 {
-		cm.Props = v5Props(&m, now, f.msgID(l.name, r.Seq))
+		cm.Props = v5Props(&m, age, f.msgID(l.name, r.Seq))
 	}
 	size := wireSize(cm)
 	tok, err := c.PublishAsync(ctx, cm)
@@ -301,15 +302,16 @@ func (f *Forwarder) send(ctx context.Context, c *client.Client, l *laneCursor, r
 }
 
 // v5Props carries m's MQTT 5 properties to the cloud, with the remaining
-// expiry [MQTT-3.3.2-6] and the outpost-id and outpost-ts user properties.
-func v5Props(m *msg.Message, now time.Time, id string) packet.Properties {
+// expiry [MQTT-3.3.2-6] (age: since m was received) and the outpost-id and
+// outpost-ts user properties.
+func v5Props(m *msg.Message, age time.Duration, id string) packet.Properties {
 	var p packet.Properties
 	if m.PayloadFormat != 0 {
 		v := m.PayloadFormat
 		p.PayloadFormat = &v
 	}
 	if m.MessageExpiry > 0 {
-		left := m.MessageExpiry - now.Sub(m.Received)
+		left := m.MessageExpiry - age
 		secs := uint32(min(math.Ceil(left.Seconds()), math.MaxUint32))
 		p.MessageExpiry = &secs
 	}

@@ -471,3 +471,27 @@ func TestUplinkBirthAndWill(t *testing.T) {
 		t.Fatal("no retained status")
 	}
 }
+
+// TestSinceReceivedIgnoresClockStep: a message with an expiry is received
+// while the box's clock is 40 days behind, queued 2 ms later, and sent
+// after 10 minutes in the queue, by which time NTP has stepped the clock
+// right. Its age is 10 minutes and 2 ms, not 40 days: it is not expired.
+// A record without the tap's delay (queued by an older version) falls back
+// to the receive time.
+func TestSinceReceivedIgnoresClockStep(t *testing.T) {
+	stale := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now := stale.Add(40*24*time.Hour + 10*time.Minute)
+	m := &msg.Message{Received: stale, MessageExpiry: time.Hour}
+	// The queue reports its stamp on the system clock as it reads now:
+	// 10 minutes before now, whatever the clock said then.
+	appended := now.Add(-10 * time.Minute)
+	if got, want := sinceReceived(m, 2*time.Millisecond, appended, now), 10*time.Minute+2*time.Millisecond; got != want {
+		t.Errorf("age after a clock step = %v, want %v", got, want)
+	}
+	if got, want := sinceReceived(m, 0, appended, now), now.Sub(stale); got != want {
+		t.Errorf("age without the tap's delay = %v, want %v (from Received)", got, want)
+	}
+	if got := sinceReceived(&msg.Message{}, 0, time.Time{}, now); got != 0 {
+		t.Errorf("age of a message with no receive time = %v, want 0", got)
+	}
+}

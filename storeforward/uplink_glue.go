@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outpost-iot/outpost/brokercore/msg"
 	"github.com/outpost-iot/outpost/storeforward/queue"
@@ -76,12 +77,27 @@ func loadIdentity(db msg.Store) (string, error) {
 }
 
 // decodeQueued decodes a queue record into the message to send.
-func decodeQueued(b []byte) (msg.Message, error) {
+func decodeQueued(b []byte) (msg.Message, time.Duration, error) {
 	r, err := DecodeRecord(b)
 	if err != nil {
-		return msg.Message{}, err
+		return msg.Message{}, 0, err
 	}
-	return r.Message(), nil
+	return r.Message(), r.QueuedAfter, nil
+}
+
+// sinceReceived is how long ago m was received, for its Message Expiry:
+// the tap's delay before queueing plus the time waited in the queue
+// (appended: the queue's stamp on the system clock as the queue reads it
+// now, so a step of the system clock since is not counted), or, for a
+// record without the tap's delay, by the system clock from m.Received.
+func sinceReceived(m *msg.Message, queuedAfter time.Duration, appended, now time.Time) time.Duration {
+	if queuedAfter > 0 && !appended.IsZero() {
+		return queuedAfter + max(now.Sub(appended), 0)
+	}
+	if m.Received.IsZero() {
+		return 0
+	}
+	return max(now.Sub(m.Received), 0)
 }
 
 // laneCursors lists the lanes to drain, highest priority first: one per
