@@ -51,7 +51,8 @@ type DB struct {
 	lanes   map[string]*laneState
 	total   int64 // stored bytes of all lanes
 
-	clock *qclock // queue time: record stamps and MaxAge (clock.go)
+	clock       *qclock // queue time: record stamps and MaxAge (clock.go)
+	rejoinClock bool    // writer only: the queue was empty at maintenance; rejoin at the next batch
 
 	// free space as seen by the writer at its last batch, and whether it was below the reserve
 	diskFull bool

@@ -189,6 +189,12 @@ func (db *DB) runBatch(reqs []*request) {
 	if n := int64(len(reqs)); n > db.m.maxBatchReqs.Load() {
 		db.m.maxBatchReqs.Store(n)
 	}
+	if db.rejoinClock {
+		db.rejoinClock = false
+		if db.total == 0 { // still empty
+			db.clock.rejoin()
+		}
+	}
 	now := db.clock.now()
 	diskErr := db.checkDisk()
 	b := db.newTxn()
@@ -707,10 +713,11 @@ func (db *DB) applyMaintain(b *txnState, r *request, now int64) error {
 		b.reclaims++
 	}
 	// Queue time (clock.go): with nothing queued it rejoins the system
-	// clock; otherwise where it stands is stored, with the system clock's
-	// reading, for a restart to go on from.
+	// clock, at the start of the next batch (this batch's appends were
+	// stamped before); otherwise where it stands is stored, with the
+	// system clock's reading, for a restart to go on from.
 	if b.total == 0 {
-		db.clock.rejoin()
+		db.rejoinClock = true
 		return nil
 	}
 	return db.set(b, clockKey, db.clock.encode())
